@@ -1,0 +1,90 @@
+"""Architecture configuration: the one record a checkpoint carries so it always rebuilds the right model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A model configuration that cannot describe a valid model."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the two-stage model (defaults = the paper's default model, section 4.1).
+
+    Coarse network: Swin-T (embed 96, depths 2/2/6/2, heads 3/6/12/24, window 7) on the frame tokenised with
+    ``patch_size`` 16. Refinement: ``region_size`` 8 regions, ``token_dim`` 128 tokens, CRA with ``cra_heads``
+    heads over the ``knn_k`` nearest regions and a relative-position table of search range ``search_range``.
+    """
+
+    patch_size: int = 16
+    embed_dim: int = 96
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    drop_path_rate: float = 0.1
+    decoder_channels: tuple[int, ...] = (256, 128, 64)
+    region_size: int = 8
+    token_dim: int = 128
+    cra_heads: int = 8
+    knn_k: int = 8
+    search_range: int = 4
+    use_cra: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.depths) != 4 or len(self.num_heads) != 4:
+            problems.append("depths and num_heads need 4 entries (Swin has 4 stages)")
+        if len(self.decoder_channels) != 3:
+            problems.append("decoder_channels needs 3 entries (1/64, 1/32, 1/16)")
+        if self.patch_size != 2 * self.region_size:
+            problems.append(
+                f"patch_size ({self.patch_size}) must be 2 x region_size ({self.region_size}): the decoder's "
+                "pixel-shuffle turns the 1/patch map into the 1/region map"
+            )
+        if self.region_size != 8:
+            problems.append("the refinement network is built for 8x8 regions (region_size=8)")
+        if self.embed_dim <= 0 or any(self.embed_dim * 2**i % h for i, h in enumerate(self.num_heads)):
+            problems.append("each stage's width (embed_dim * 2^i) must divide by its number of heads")
+        if self.token_dim % self.cra_heads:
+            problems.append("token_dim must divide by cra_heads")
+        if self.knn_k < 1 or self.search_range < 1:
+            problems.append("knn_k and search_range must be >= 1")
+        if problems:
+            raise ConfigError("invalid ModelConfig: " + "; ".join(problems))
+
+    @property
+    def bias_table_size(self) -> int:
+        """(2s-1)^2 in-range relative positions + 1 shared out-of-range slot (paper Fig. 2)."""
+        return (2 * self.search_range - 1) ** 2 + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown ModelConfig keys: {', '.join(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"bad ModelConfig: {exc}") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"model config is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError("model config JSON must be an object")
+        return cls.from_dict(data)

@@ -1,0 +1,123 @@
+"""The two-stage portrait matting model: coarse network -> uncertain regions -> refiner with CRA (paper Fig. 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from matting_core.coarse import CoarseNet
+from matting_core.config import ModelConfig
+from matting_core.neighbours import find_neighbours
+from matting_core.refiner import Refiner
+from matting_core.regions import Regions, crop_patches, paste_patches, select_top_k, select_uncertain
+
+
+class StageClock(Protocol):
+    """Receives stage boundaries from :meth:`PortraitMattingModel.forward` (for per-stage timings)."""
+
+    def mark(self, stage: str) -> None: ...
+
+
+class _NoClock:
+    def mark(self, stage: str) -> None:
+        pass
+
+
+_NO_CLOCK = _NoClock()
+
+#: Frames whose short side is below this are padded up to it: the paper's lower limit (section 3.4), below
+#: which Swin's last stage would see less than one window of real content.
+MIN_SIDE = 224
+
+
+@dataclass
+class MattingOutput:
+    """Everything one forward pass produces. Shapes for input (B, 3, H, W); h8 = 2 * ceil(Hpad / 16).
+
+    alpha: (B, 1, H, W) final alpha in [0, 1].
+    upsampled_alpha: (B, 1, H, W) coarse alpha, bilinearly upsampled (the refiner's input and paste base).
+    coarse_alpha_logits: (B, 1, h8, w8); trimap_logits: (B, 3, h8, w8), 0=bg 1=unknown 2=fg.
+    aux_alpha_logits / aux_trimap_logits: deep-supervision logits at 1/32 and 1/16 (training only).
+    regions: the refined cells; refined_patches: (N, 1, 8, 8) their refined alpha.
+    """
+
+    alpha: torch.Tensor
+    upsampled_alpha: torch.Tensor
+    coarse_alpha_logits: torch.Tensor
+    trimap_logits: torch.Tensor
+    aux_alpha_logits: list[torch.Tensor]
+    aux_trimap_logits: list[torch.Tensor]
+    regions: Regions
+    refined_patches: torch.Tensor
+
+
+def pad_frame(image: torch.Tensor, multiple: int, min_side: int = MIN_SIDE) -> tuple[torch.Tensor, int, int]:
+    """Replicate-pad (B, C, H, W) at the bottom/right to a multiple of ``multiple`` and at least ``min_side``."""
+    h, w = image.shape[-2:]
+    hp = max(-(-h // multiple) * multiple, -(-min_side // multiple) * multiple)
+    wp = max(-(-w // multiple) * multiple, -(-min_side // multiple) * multiple)
+    if (hp, wp) != (h, w):
+        image = F.pad(image, (0, wp - w, 0, hp - h), mode="replicate")
+    return image, h, w
+
+
+class PortraitMattingModel(nn.Module):
+    """Coarse Swin-T network + refinement of the uncertain 8x8 regions, end to end."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.coarse = CoarseNet(cfg)
+        self.refiner = Refiner(cfg.token_dim, cfg.cra_heads, cfg.search_range)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        *,
+        use_cra: bool | None = None,
+        region_budget: int | None = None,
+        knn: str = "auto",
+        clock: StageClock | None = None,
+    ) -> MattingOutput:
+        """``image`` (B, 3, H, W) RGB in [0, 1], any H, W. ``region_budget`` = fixed top-K cells per image.
+
+        ``clock`` (optional) is told when each stage ends: "coarse", "knn", "refine".
+        """
+        clock = clock or _NO_CLOCK
+        use_cra = self.cfg.use_cra if use_cra is None else use_cra
+        r = self.cfg.region_size
+        padded, h, w = pad_frame(image, self.cfg.patch_size)
+        coarse = self.coarse(padded)
+
+        up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=r, mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            trimap = coarse.trimap_logits.detach()
+            regions = select_uncertain(trimap) if region_budget is None else select_top_k(trimap, region_budget)
+        patches = crop_patches(torch.cat([padded, up], dim=1), regions, r)
+        clock.mark("coarse")
+        if len(regions):
+            if use_cra:
+                with torch.no_grad():
+                    nb = find_neighbours(regions.coords, regions.batch, self.cfg.knn_k, knn)
+                clock.mark("knn")
+                refined = self.refiner(patches, regions.coords, nb.index, nb.valid)
+            else:
+                refined = self.refiner(patches)
+        else:
+            refined = patches[:, 3:4]
+        alpha = paste_patches(up, refined, regions, r)
+        clock.mark("refine")
+        return MattingOutput(
+            alpha=alpha[..., :h, :w],
+            upsampled_alpha=up[..., :h, :w],
+            coarse_alpha_logits=coarse.alpha_logits,
+            trimap_logits=coarse.trimap_logits,
+            aux_alpha_logits=coarse.aux_alpha_logits,
+            aux_trimap_logits=coarse.aux_trimap_logits,
+            regions=regions,
+            refined_patches=refined,
+        )

@@ -1,0 +1,92 @@
+"""k nearest uncertain regions (paper 3.3, "KNN extraction").
+
+Distances are Euclidean between integer cell coordinates, within the same image only, self excluded.
+Two implementations with one contract: a KD-tree (``scipy.spatial.cKDTree``) for CPU inference, as the paper
+says, and a dense pairwise distance + top-k on tensors for training and for the GPU (no host sync).
+When an image has fewer than k+1 regions, the missing neighbours are filled with the region itself and
+flagged invalid, so attention can mask them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """``index`` (N, k) LongTensor of neighbour rows; ``valid`` (N, k) bool (False = padding, masked out)."""
+
+    index: torch.Tensor
+    valid: torch.Tensor
+
+
+def _empty(n: int, k: int, device: torch.device) -> Neighbours:
+    own = torch.arange(n, device=device).unsqueeze(1).expand(n, k).clone()
+    return Neighbours(own, torch.zeros(n, k, dtype=torch.bool, device=device))
+
+
+def knn_pairwise(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
+    """Dense pairwise search on tensors. ``coords`` (N, 2), ``batch`` (N,) image index of each region.
+
+    Memory is O(N^2); N is a few thousand regions per batch at most, which is fine on a GPU.
+    Ties are broken by the lower index (stable sort) so results are deterministic.
+    """
+    n = coords.shape[0]
+    if n == 0:
+        return _empty(0, k, coords.device)
+    c = coords.float()
+    dist = torch.cdist(c, c)  # (N, N)
+    inf = torch.finfo(dist.dtype).max
+    dist = dist.masked_fill(batch[:, None] != batch[None, :], inf)
+    dist.fill_diagonal_(inf)
+    kk = min(k, n - 1) if n > 1 else 0
+    out = _empty(n, k, coords.device)
+    if kk == 0:
+        return out
+    order = torch.sort(dist, dim=1, stable=True)
+    idx, d = order.indices[:, :kk], order.values[:, :kk]
+    valid = d < inf
+    own = torch.arange(n, device=coords.device).unsqueeze(1).expand(n, kk)
+    out.index[:, :kk] = torch.where(valid, idx, own)
+    out.valid[:, :kk] = valid
+    return out
+
+
+def knn_kdtree(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
+    """KD-tree search per image (scipy, CPU). Same contract as :func:`knn_pairwise`."""
+    n = coords.shape[0]
+    out = _empty(n, k, torch.device("cpu"))
+    if n == 0:
+        return out
+    c = coords.detach().cpu().numpy().astype(np.float64)
+    b = batch.detach().cpu().numpy()
+    index = out.index.numpy()
+    valid = out.valid.numpy()
+    for image in np.unique(b):
+        rows = np.flatnonzero(b == image)
+        m = rows.shape[0]
+        kk = min(k, m - 1)
+        if kk <= 0:
+            continue
+        _, nn_idx = cKDTree(c[rows]).query(c[rows], k=kk + 1)
+        nn_idx = np.asarray(nn_idx).reshape(m, kk + 1)
+        # Cells are distinct, so each region is its own unique nearest point (distance 0): column 0.
+        picked = nn_idx[:, 1:]
+        index[rows, :kk] = rows[picked]
+        valid[rows, :kk] = True
+    return Neighbours(out.index.to(coords.device), out.valid.to(coords.device))
+
+
+def find_neighbours(coords: torch.Tensor, batch: torch.Tensor, k: int, method: str = "auto") -> Neighbours:
+    """``method``: "pairwise", "kdtree", or "auto" (KD-tree on CPU outside autograd, pairwise otherwise)."""
+    if method == "auto":
+        method = "kdtree" if coords.device.type == "cpu" and not torch.is_grad_enabled() else "pairwise"
+    if method == "kdtree":
+        return knn_kdtree(coords, batch, k)
+    if method == "pairwise":
+        return knn_pairwise(coords, batch, k)
+    raise ValueError(f"unknown KNN method {method!r}; use 'auto', 'kdtree' or 'pairwise'")

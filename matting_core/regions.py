@@ -1,0 +1,74 @@
+"""Uncertain-region selection and the crop / paste pair of the refinement stage (paper 3.2).
+
+A region is one cell of the 1/8 map, i.e. one ``r x r`` (8x8) patch of the full-resolution frame. Frames are
+padded at the bottom/right to a multiple of 16, so the cells tile the padded frame exactly:
+cell ``(y, x)`` covers pixels ``[r*y, r*y + r) x [r*x, r*x + r)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+UNKNOWN = 1  # trimap class index of "uncertain" (0 = background, 2 = foreground)
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Selected cells: ``batch``, ``y``, ``x`` are LongTensors of shape (N,), ordered by (batch, y, x)."""
+
+    batch: torch.Tensor
+    y: torch.Tensor
+    x: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.batch.shape[0])
+
+    @property
+    def coords(self) -> torch.Tensor:
+        """(N, 2) cell coordinates (y, x)."""
+        return torch.stack([self.y, self.x], dim=1)
+
+
+def select_uncertain(trimap_logits: torch.Tensor) -> Regions:
+    """Every cell whose argmax class is "unknown" (variable count; the paper's inference rule)."""
+    unknown = trimap_logits.argmax(dim=1) == UNKNOWN  # (B, h, w)
+    b, y, x = unknown.nonzero(as_tuple=True)
+    return Regions(b, y, x)
+
+
+def select_top_k(trimap_logits: torch.Tensor, budget: int) -> Regions:
+    """The ``budget`` cells per image with the highest p(unknown): a fixed count, for static shapes.
+
+    Fixed shapes are what ONNX/TensorRT export and CUDA graphs need. When fewer cells are uncertain than the
+    budget, the most-uncertain certain cells fill it; refining a certain cell is harmless.
+    """
+    bsz, _, h, w = trimap_logits.shape
+    k = min(int(budget), h * w)
+    p_unknown = trimap_logits.softmax(dim=1)[:, UNKNOWN].reshape(bsz, -1)
+    flat = p_unknown.topk(k, dim=1).indices.sort(dim=1).values  # (B, k), row-major order
+    batch = torch.arange(bsz, device=flat.device).repeat_interleave(k)
+    flat = flat.reshape(-1)
+    return Regions(batch, flat // w, flat % w)
+
+
+def _cells(image: torch.Tensor, r: int) -> torch.Tensor:
+    """View (B, C, H, W) as (B, H/r, W/r, C, r, r) without copying."""
+    bsz, c, h, w = image.shape
+    if h % r or w % r:
+        raise ValueError(f"frame {h}x{w} is not a multiple of the region size {r}")
+    return image.reshape(bsz, c, h // r, r, w // r, r).permute(0, 2, 4, 1, 3, 5)
+
+
+def crop_patches(image: torch.Tensor, regions: Regions, r: int = 8) -> torch.Tensor:
+    """Cut the regions out of ``image`` (B, C, H, W) -> patches (N, C, r, r)."""
+    return _cells(image, r)[regions.batch, regions.y, regions.x]
+
+
+def paste_patches(image: torch.Tensor, patches: torch.Tensor, regions: Regions, r: int = 8) -> torch.Tensor:
+    """A copy of ``image`` (B, C, H, W) with ``patches`` (N, C, r, r) written into the regions' cells."""
+    out = image.clone()
+    if len(regions):
+        _cells(out, r)[regions.batch, regions.y, regions.x] = patches.to(out.dtype)
+    return out
