@@ -1,0 +1,105 @@
+"""Target trimaps from ground-truth alpha, by morphology, and their 1/8 "cell" versions.
+
+Classes: 0 = background, 1 = unknown, 2 = foreground (the model's trimap head uses the same order).
+
+Definition (PAPER-NOTES section 2, with two documented choices):
+    fg_core  = erode(alpha >= FG_THRESHOLD)
+    not_bg   = dilate(alpha > BG_THRESHOLD)
+    trimap   = 2 on fg_core, 1 on not_bg minus fg_core, 0 elsewhere.
+
+Choices and why:
+- Thresholds 0.99 / 0.01 instead of the authors' exact ``== 1`` / ``!= 0``: our targets pass through resizing,
+  affine warps and 8-bit PNGs, which smear exact 0/1 values by a few 1/255 steps; exact tests would turn large
+  solid areas into "unknown" speckle. Values in (0.01, 0.99) are all genuinely transparent detail.
+- A square ``kernel x kernel`` structuring element (the authors use a 7x7 ellipse): a square is exactly what max
+  pooling computes, so the CPU (OpenCV) and GPU (``torch``) versions give identical maps; the difference to an
+  ellipse is the 4 corner pixels of the kernel, invisible once the trimap is averaged into 8x8 cells.
+- Outside the image, erosion sees foreground and dilation sees background (OpenCV's default border, and what
+  max pooling with -inf padding gives), so a person cut by the frame edge stays foreground up to the edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
+NUM_CLASSES = 3
+FG_THRESHOLD = 0.99
+BG_THRESHOLD = 0.01
+
+
+def _check_kernel(kernel: int) -> None:
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"trimap kernel must be a positive odd number of pixels, got {kernel}")
+
+
+def trimap_from_alpha(alpha: np.ndarray | torch.Tensor, kernel: int = 7) -> np.ndarray:
+    """Trimap (H, W) uint8 with classes 0/1/2 from one alpha matte (H, W) float in [0, 1].
+
+    uint8 input is read as 0..255. Uses OpenCV morphology (fast on CPU, for data loaders).
+    """
+    import cv2
+
+    _check_kernel(kernel)
+    if isinstance(alpha, torch.Tensor):
+        alpha = alpha.detach().cpu().numpy()
+    a = np.asarray(alpha)
+    if a.ndim != 2:
+        raise ValueError(f"trimap_from_alpha expects a single (H, W) matte, got shape {a.shape}")
+    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    se = np.ones((kernel, kernel), np.uint8)
+    fg_core = cv2.erode((a >= FG_THRESHOLD).astype(np.uint8), se)
+    not_bg = cv2.dilate((a > BG_THRESHOLD).astype(np.uint8), se)
+    # fg_core is inside not_bg, so 2*fg_core + (not_bg - fg_core) = not_bg + fg_core.
+    return (not_bg + fg_core).astype(np.uint8)
+
+
+def trimap_from_alpha_torch(alpha: torch.Tensor, kernel: int = 7) -> torch.Tensor:
+    """Batched GPU-friendly version: alpha (B, 1, H, W) float in [0, 1] -> (B, H, W) long classes 0/1/2.
+
+    Erosion and dilation are max pooling (stride 1, padding kernel//2); identical to ``trimap_from_alpha``.
+    """
+    _check_kernel(kernel)
+    if alpha.ndim != 4 or alpha.shape[1] != 1:
+        raise ValueError(f"trimap_from_alpha_torch expects (B, 1, H, W), got {tuple(alpha.shape)}")
+    pad = kernel // 2
+    a = alpha.float()
+    fg = (a >= FG_THRESHOLD).float()
+    not_bg = (a > BG_THRESHOLD).float()
+    # erode(x) = 1 - dilate(1 - x) with 0-padding of (1 - x) equals max-pool's -inf padding for binary maps
+    fg_core = 1.0 - F.max_pool2d(1.0 - fg, kernel, stride=1, padding=pad)
+    not_bg = F.max_pool2d(not_bg, kernel, stride=1, padding=pad)
+    return (not_bg + fg_core).squeeze(1).round().long()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 16, value: float = 0.0) -> torch.Tensor:
+    """Pad the last two dims at bottom/right up to a multiple of ``multiple`` (the model's frame padding)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), value=value)
+
+
+def cell_alpha(alpha: torch.Tensor, cell: int = 8, pad_multiple: int = 16) -> torch.Tensor:
+    """Area-downsampled alpha (B, 1, H, W) -> (B, 1, Hp/cell, Wp/cell), Hp = H padded to ``pad_multiple``.
+
+    The padding (bottom/right, value 0 = background) matches the model's coarse grid, where cell (y, x) covers
+    pixels [8y:8y+8, 8x:8x+8] of the padded frame.
+    """
+    return F.avg_pool2d(pad_to_multiple(alpha.float(), pad_multiple), cell)
+
+
+def cell_trimap(trimap_full: torch.Tensor, cell: int = 8, pad_multiple: int = 16) -> torch.Tensor:
+    """Soft 1/8 trimap targets: (B, H, W) long classes -> (B, 3, Hp/cell, Wp/cell) class fractions per cell.
+
+    One-hot encoding followed by area downsampling (PAPER-NOTES section 2); each cell's three values sum to 1.
+    Padded pixels count as background.
+    """
+    if trimap_full.ndim != 3:
+        raise ValueError(f"cell_trimap expects (B, H, W) class maps, got {tuple(trimap_full.shape)}")
+    t = pad_to_multiple(trimap_full, pad_multiple, value=BACKGROUND).long()
+    onehot = F.one_hot(t.clamp(0, NUM_CLASSES - 1), NUM_CLASSES).permute(0, 3, 1, 2).float()
+    return F.avg_pool2d(onehot, cell)
