@@ -3,7 +3,7 @@
 ``matting_loss(out, batch, weights)`` combines, following the authors' trainer (PAPER-NOTES section 4) with the
 changes listed here:
 
-coarse (1/8 grid, of the frame padded bottom/right to a multiple of 16):
+coarse (1/8 grid of the model's padded frame; targets are replicate-padded the same way, see data.trimap):
 - ``coarse_alpha``: BCE-with-logits against the area-downsampled GT alpha, written as KL divergence (BCE minus the
   target's entropy; same gradient) so that a perfect prediction scores 0 even with soft targets.
 - ``trimap``: focal loss (gamma 2) on the soft (area-downsampled one-hot) trimap targets, with class weights
@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from matting_core.data.batch import TrainBatch
-from matting_core.data.trimap import UNKNOWN, cell_alpha, cell_trimap, pad_to_multiple
+from matting_core.data.trimap import UNKNOWN, cell_alpha, cell_trimap, pad_to_size, padded_size
 
 _EPS = 1e-12
+CELL = 8  # region size: one coarse-grid cell covers 8x8 pixels
 
 
 @dataclass(frozen=True)
@@ -230,21 +231,27 @@ def composition_loss(
 
 
 def gt_cell_patches(alpha: torch.Tensor, batch: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
-                    cell: int = 8, pad_multiple: int = 16) -> torch.Tensor:
-    """Crop GT alpha (B, 1, H, W) into (N, 1, cell, cell) patches at cells (batch, y, x) of the padded frame."""
-    a = pad_to_multiple(alpha.float(), pad_multiple)
+                    cell: int = 8, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Crop GT alpha (B, 1, H, W) into (N, 1, cell, cell) patches at cells (batch, y, x) of the padded frame.
+
+    ``size`` = the model's padded frame (default: H, W rounded up to 2 * cell); padding as in ``cell_alpha``.
+    """
+    a = pad_to_size(alpha.float(), size or padded_size(*alpha.shape[-2:], 2 * cell))
     b, c, hp, wp = a.shape
     grid = a.view(b, c, hp // cell, cell, wp // cell, cell).permute(0, 2, 4, 1, 3, 5)
     return grid[batch.long(), y.long(), x.long()]
 
 
-def refine_loss(out: _Output, alpha: torch.Tensor, cell: int = 8) -> torch.Tensor:
-    """Mean L1 between refined patches and GT crops of their cells; 0 (still in the graph) with no regions."""
+def refine_loss(out: _Output, alpha: torch.Tensor, size: tuple[int, int], cell: int = 8) -> torch.Tensor:
+    """Mean L1 between refined patches and GT crops of their cells; 0 (still in the graph) with no regions.
+
+    ``size``: the model's padded frame (H, W).
+    """
     patches = out.refined_patches
     if patches is None or patches.numel() == 0:
         return patches.float().sum() * 0.0 if patches is not None else alpha.new_zeros(())
     r = out.regions
-    gt = gt_cell_patches(alpha, r.batch, r.y, r.x, cell=cell)
+    gt = gt_cell_patches(alpha, r.batch, r.y, r.x, cell=cell, size=size)
     return (patches.float() - gt).abs().mean()
 
 
@@ -258,13 +265,12 @@ def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = 
     """
     w = weights or LossWeights()
     grid = tuple(out.coarse_alpha_logits.shape[-2:])
-    alpha_t = cell_alpha(batch.alpha)
-    tri_t = cell_trimap(batch.trimap)
-    if tuple(alpha_t.shape[-2:]) != grid:
-        raise ValueError(
-            f"coarse logits grid {grid} does not match the 1/8 grid {tuple(alpha_t.shape[-2:])} of the batch "
-            f"({tuple(batch.image.shape[-2:])} padded to a multiple of 16)"
-        )
+    h, w_ = batch.image.shape[-2:]
+    size = (grid[0] * CELL, grid[1] * CELL)  # the model's padded frame (multiple of 16, at least its min side)
+    if size[0] < h or size[1] < w_:
+        raise ValueError(f"coarse logits grid {grid} is smaller than the 1/8 grid of the {h}x{w_} batch")
+    alpha_t = cell_alpha(batch.alpha, CELL, size)
+    tri_t = cell_trimap(batch.trimap, CELL, size)
     cls_w = trimap_class_weights(tri_t)
 
     def tri_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -288,7 +294,7 @@ def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = 
     terms["coarse_fullres"] = (weighted_l1(out.upsampled_alpha, batch.alpha, band)
                                + laplacian_loss(out.upsampled_alpha, batch.alpha, band, w.laplacian_levels))
     terms["composition"] = composition_loss(out.alpha, batch.fg, batch.bg, batch.image, band)
-    terms["refine"] = refine_loss(out, batch.alpha)
+    terms["refine"] = refine_loss(out, batch.alpha, size, CELL)
 
     total = zero
     for name, value in terms.items():

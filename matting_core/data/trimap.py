@@ -74,32 +74,49 @@ def trimap_from_alpha_torch(alpha: torch.Tensor, kernel: int = 7) -> torch.Tenso
     return (not_bg + fg_core).squeeze(1).round().long()
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = 16, value: float = 0.0) -> torch.Tensor:
-    """Pad the last two dims at bottom/right up to a multiple of ``multiple`` (the model's frame padding)."""
+def padded_size(h: int, w: int, multiple: int = 16) -> tuple[int, int]:
+    """(H, W) rounded up to a multiple of ``multiple``."""
+    return -(-h // multiple) * multiple, -(-w // multiple) * multiple
+
+
+def pad_to_size(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Replicate-pad the last two dims at bottom/right to ``size`` (H, W).
+
+    Replicate, because the model replicate-pads its input frame the same way: the targets in the padding then
+    describe what the network actually sees there (a person cut by the bottom edge continues downwards).
+    """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = size[0] - h, size[1] - w
+    if ph < 0 or pw < 0:
+        raise ValueError(f"cannot pad {h}x{w} to the smaller size {size[0]}x{size[1]}")
     if ph == 0 and pw == 0:
         return x
-    return F.pad(x, (0, pw, 0, ph), value=value)
+    squeeze = x.ndim == 3
+    y = x.float().unsqueeze(1) if squeeze else x.float()
+    y = F.pad(y, (0, pw, 0, ph), mode="replicate")
+    y = y.squeeze(1) if squeeze else y
+    return y.to(x.dtype)
 
 
-def cell_alpha(alpha: torch.Tensor, cell: int = 8, pad_multiple: int = 16) -> torch.Tensor:
-    """Area-downsampled alpha (B, 1, H, W) -> (B, 1, Hp/cell, Wp/cell), Hp = H padded to ``pad_multiple``.
+def cell_alpha(alpha: torch.Tensor, cell: int = 8, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Area-downsampled alpha (B, 1, H, W) -> (B, 1, Hp/cell, Wp/cell).
 
-    The padding (bottom/right, value 0 = background) matches the model's coarse grid, where cell (y, x) covers
-    pixels [8y:8y+8, 8x:8x+8] of the padded frame.
+    (Hp, Wp) = ``size``, the model's padded frame (default: H, W rounded up to 2 * cell), padded at the
+    bottom/right, so cell (y, x) covers pixels [8y:8y+8, 8x:8x+8] as in the model's coarse grid.
     """
-    return F.avg_pool2d(pad_to_multiple(alpha.float(), pad_multiple), cell)
+    size = size or padded_size(*alpha.shape[-2:], 2 * cell)
+    return F.avg_pool2d(pad_to_size(alpha.float(), size), cell)
 
 
-def cell_trimap(trimap_full: torch.Tensor, cell: int = 8, pad_multiple: int = 16) -> torch.Tensor:
+def cell_trimap(trimap_full: torch.Tensor, cell: int = 8, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Soft 1/8 trimap targets: (B, H, W) long classes -> (B, 3, Hp/cell, Wp/cell) class fractions per cell.
 
     One-hot encoding followed by area downsampling (PAPER-NOTES section 2); each cell's three values sum to 1.
-    Padded pixels count as background.
+    Padding as in ``cell_alpha``.
     """
     if trimap_full.ndim != 3:
         raise ValueError(f"cell_trimap expects (B, H, W) class maps, got {tuple(trimap_full.shape)}")
-    t = pad_to_multiple(trimap_full, pad_multiple, value=BACKGROUND).long()
+    size = size or padded_size(*trimap_full.shape[-2:], 2 * cell)
+    t = pad_to_size(trimap_full.long(), size)
     onehot = F.one_hot(t.clamp(0, NUM_CLASSES - 1), NUM_CLASSES).permute(0, 3, 1, 2).float()
     return F.avg_pool2d(onehot, cell)

@@ -60,25 +60,32 @@ def test_torch_version_matches_opencv_on_random_soft_mattes():
         assert (got[i] == 1).any() and (got[i] == 2).any()
 
 
-def test_cell_trimap_is_area_fraction_of_each_class_with_padding_as_background():
+def test_cell_trimap_is_area_fraction_of_each_class_with_replicated_padding():
     t = torch.zeros(1, 20, 24, dtype=torch.long)
     t[0, :8, :8] = 2
     t[0, :8, 8:12] = 1  # half of cell (0, 1) unknown
+    t[0, 16:, 16:] = 2  # touches the bottom/right edges: the padding continues it
     soft = cell_trimap(t)
     assert soft.shape == (1, 3, 4, 4)  # 20x24 padded to 32x32
     torch.testing.assert_close(soft.sum(1), torch.ones(1, 4, 4))
     torch.testing.assert_close(soft[0, :, 0, 0], torch.tensor([0.0, 0.0, 1.0]))
     torch.testing.assert_close(soft[0, :, 0, 1], torch.tensor([0.5, 0.5, 0.0]))
-    torch.testing.assert_close(soft[0, :, 3, 3], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(soft[0, :, 3, 3], torch.tensor([0.0, 0.0, 1.0]))
+    torch.testing.assert_close(soft[0, :, 3, 1], torch.tensor([1.0, 0.0, 0.0]))
+    assert cell_trimap(t, size=(224, 224)).shape == (1, 3, 28, 28)  # the model's minimum padded side
 
 
 def test_cell_alpha_is_area_mean_on_padded_grid():
     a = torch.zeros(1, 1, 17, 16)
     a[0, 0, :8, :4] = 1.0
+    a[0, 0, 16, :] = 1.0  # last row: replicated into the padding rows 17..31
     c = cell_alpha(a)
     assert c.shape == (1, 1, 4, 2)
     assert c[0, 0, 0, 0].item() == pytest.approx(0.5)
-    assert c[0, 0, 1:, :].sum().item() == 0
+    assert c[0, 0, 1, :].sum().item() == 0
+    assert c[0, 0, 2, 0].item() == pytest.approx(1.0) and c[0, 0, 3, 1].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="smaller"):
+        cell_alpha(a, size=(8, 16))
 
 
 def test_train_batch_validates_shapes_and_moves():
