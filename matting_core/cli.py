@@ -17,6 +17,7 @@ from collections.abc import Sequence
 #: Engine subcommand modules, in the order ``--help`` lists them.
 CORE_COMMANDS: tuple[str, ...] = (
     "matting_core.commands.matte",
+    "matting_core.commands.eval",
 )
 
 
