@@ -11,7 +11,11 @@ from collections.abc import Sequence
 from matting_core.cli import build_parser, run_parser
 
 #: App subcommand modules; each exposes ``register(subparsers)``.
-APP_COMMANDS: tuple[str, ...] = ()
+APP_COMMANDS: tuple[str, ...] = (
+    "app.commands.gui",
+    "app.commands.stream",
+    "app.commands.render",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,268 @@
+"""The live pipeline: source -> engine -> compositor -> sinks, on two plain Python threads (no Qt).
+
+- The capture thread (``app.capture``) keeps only the newest frame, so latency stays bounded however slow the
+  model is.
+- The worker thread takes that frame, mattes and composites it (``FrameProcessor``), and hands the result to
+  every sink.
+- Changes (CRA on/off, background, smoothing, sinks, engine) are queued with ``call_soon`` and applied by the
+  worker *between* frames, so no frame ever sees half a change and nothing needs a restart.
+
+The GUI, the ``stream`` command and the tests all drive this same class.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.backgrounds import Background
+from app.capture import CaptureThread, LatestFrame
+from app.processing import FrameProcessor, MatteEngine, MatteError
+from app.sinks import Sink, SinkError
+from app.smoothing import TemporalSmoother
+from app.sources import FrameSource, SourceInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineEvent:
+    """Something the user should hear about. ``topic``: source, matte, sink, background, engine, pipeline."""
+
+    level: str  # info | warning | error
+    topic: str
+    message: str
+    #: Machine-readable cause where it matters: no_camera, busy, unreadable, lost, open (source events).
+    reason: str = ""
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    fps: float = 0.0
+    dropped: int = 0
+    last_timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+EventCallback = Callable[[PipelineEvent], None]
+
+
+class Pipeline:
+    """Owns the two threads. Safe to call from any thread (the GUI's, a test's)."""
+
+    def __init__(
+        self,
+        engine: MatteEngine,
+        processor: FrameProcessor | None = None,
+        sinks: list[Sink] | None = None,
+        on_event: EventCallback | None = None,
+        on_source_open: Callable[[SourceInfo], None] | None = None,
+        retry_interval_s: float = 1.0,
+    ) -> None:
+        from app.compositor import Compositor
+
+        self.processor = processor if processor is not None else FrameProcessor(engine, Compositor())
+        self.processor.engine = engine
+        self._sinks: list[Sink] = list(sinks or [])
+        self._on_event = on_event or (lambda event: None)
+        self._on_source_open = on_source_open
+        self._retry_interval_s = retry_interval_s
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._slot = LatestFrame()
+        self._capture: CaptureThread | None = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_message: tuple[str, str] | None = None
+        self.source_info: SourceInfo | None = None
+        self.stats = PipelineStats()
+
+    # ----------------------------------------------------------------------------------------------- events
+    def _emit(self, level: str, topic: str, message: str, reason: str = "") -> None:
+        if self._last_message == (topic, message):  # the same failure every frame is one message
+            return
+        self._last_message = (topic, message)
+        getattr(log, "warning" if level == "warning" else "error" if level == "error" else "info")(message)
+        try:
+            self._on_event(PipelineEvent(level, topic, message, reason))
+        except Exception:
+            log.exception("event callback failed")
+
+    def _source_opened(self, info: SourceInfo) -> None:
+        self.source_info = info
+        if self._on_source_open is not None:
+            self._on_source_open(info)
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._slot.dropped
+
+    def start(self, open_source: Callable[[], FrameSource]) -> None:
+        """Start capturing from ``open_source()`` (a factory, so the capture thread can reopen after a loss)."""
+        if self.running:
+            raise RuntimeError("pipeline already running")
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="mattecam-worker", daemon=True)
+        self._worker.start()
+        self._start_capture(open_source)
+
+    def _start_capture(self, open_source: Callable[[], FrameSource]) -> None:
+        self._capture = CaptureThread(open_source, self._slot, self._emit,
+                                      on_open=self._source_opened, retry_interval_s=self._retry_interval_s)
+        self._capture.start()
+
+    def set_source(self, open_source: Callable[[], FrameSource], timeout: float = 1.0) -> None:
+        """Switch to another source (camera, file, picture); the worker and sinks keep running."""
+        if self._capture is not None:
+            self._capture.stop()
+            self._capture.join(timeout)
+        self._slot.clear()
+        self.source_info = None
+        self._last_message = None
+        self.call_soon(self.processor.smoother.reset)
+        if self.running:
+            self._start_capture(open_source)
+
+    @property
+    def source_open(self) -> bool:
+        return self._capture is not None and self._capture.source_open
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop both threads, release the camera and close every sink. True if all stopped within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        if self._capture is not None:
+            self._capture.stop()
+        for thread in (self._capture, self._worker):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        stopped = not any(t is not None and t.is_alive() for t in (self._capture, self._worker))
+        if not stopped:
+            log.warning("pipeline threads still busy after %.1f s; they will exit after the current frame", timeout)
+        return stopped
+
+    # --------------------------------------------------------------------------- changes between frames
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the worker before its next frame (or right away when the pipeline is not running)."""
+        if self.running:
+            self._commands.put(fn)
+        else:
+            fn()
+
+    def set_use_cra(self, enabled: bool) -> None:
+        def apply() -> None:
+            self.processor.engine.use_cra = enabled
+
+        self.call_soon(apply)
+
+    def set_background(self, background: Background) -> None:
+        self.call_soon(lambda: self.processor.compositor.set_background(background))
+
+    def set_smoothing(self, strength: float) -> None:
+        def apply() -> None:
+            self.processor.smoother = TemporalSmoother(strength)
+
+        self.call_soon(apply)
+
+    def set_max_model_side(self, side: int) -> None:
+        def apply() -> None:
+            self.processor.max_model_side = side
+
+        self.call_soon(apply)
+
+    def set_engine(self, engine: MatteEngine) -> None:
+        def apply() -> None:
+            self.processor.engine = engine
+
+        self.call_soon(apply)
+
+    def add_sink(self, sink: Sink) -> None:
+        self.call_soon(lambda: self._sinks.append(sink))
+
+    def remove_sink(self, sink: Sink) -> None:
+        def apply() -> None:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+            sink.close()
+
+        self.call_soon(apply)
+
+    # ---------------------------------------------------------------------------------------------- worker
+    def _apply_commands(self) -> None:
+        while True:
+            try:
+                fn = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception as exc:  # one bad change must not stop the worker
+                log.warning("applying a change failed", exc_info=True)
+                self._emit("error", "pipeline", f"could not apply a change: {exc}")
+
+    def _work(self) -> None:
+        fps_ema = 0.0
+        last_done = None
+        try:
+            while not self._stop.is_set():
+                self._apply_commands()
+                item = self._slot.take(timeout=0.05)
+                if item is None or self._stop.is_set():
+                    continue
+                try:
+                    result = self.processor.process(item.frame, item.index)
+                except MatteError as exc:
+                    self._emit("error", "matte", str(exc))
+                    result = self.processor.passthrough(item.frame, item.index, str(exc))
+                except Exception as exc:  # the call must go on: show the frame and say what broke
+                    log.exception("processing failed")
+                    self._emit("error", "pipeline", f"processing failed: {exc}")
+                    result = self.processor.passthrough(item.frame, item.index, str(exc))
+                now = time.monotonic()
+                if last_done is not None:
+                    inst = 1.0 / max(now - last_done, 1e-6)
+                    fps_ema = inst if fps_ema == 0.0 else 0.8 * fps_ema + 0.2 * inst
+                last_done = now
+                result.fps, result.dropped = fps_ema, self._slot.dropped
+                # Grab-to-composite latency, and the sinks' time of the previous frame (this one's is not done).
+                result.timings_ms["latency"] = (time.monotonic() - item.timestamp) * 1e3
+                result.timings_ms["sinks"] = self.stats.last_timings_ms.get("sinks", 0.0)
+                t_sinks = time.perf_counter()
+                for sink in list(self._sinks):
+                    try:
+                        sink.send(result)
+                    except SinkError as exc:
+                        self._emit("error", f"sink:{sink.name}", str(exc))
+                        self._drop_sink(sink)
+                    except Exception as exc:
+                        log.exception("sink %s failed", sink.name)
+                        self._emit("error", f"sink:{sink.name}", f"{sink.name} failed: {exc}")
+                        self._drop_sink(sink)
+                timings = {**result.timings_ms, "sinks": (time.perf_counter() - t_sinks) * 1e3}
+                self.stats = PipelineStats(self.stats.frames + 1, fps_ema, self._slot.dropped, timings)
+        finally:
+            for sink in self._sinks:
+                try:
+                    sink.close()
+                except Exception:
+                    log.exception("closing %s failed", sink.name)
+
+    def _drop_sink(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+        try:
+            sink.close()
+        except Exception:
+            log.exception("closing %s failed", sink.name)
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return tuple(self._sinks)
