@@ -55,7 +55,7 @@ def masked_window_attention(block: SwinTransformerBlock, x: torch.Tensor, extra_
     ``extra_pad`` adds that many more windows of padding (tests use it to show the output does not depend on
     the amount of padding).
     """
-    b, h, w, c = x.shape
+    _, h, w, c = x.shape
     ws = block.window_size[0]
     shift = block.shift_size[0]
     hp = -(-h // ws) * ws + extra_pad * ws

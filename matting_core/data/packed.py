@@ -1,0 +1,307 @@
+"""Training batches composited on the GPU from a packed folder (``recipes/pack_data.py``).
+
+A from-scratch Swin-T needs millions of samples, and on a GPU machine the CPU data pipeline, not the GPU,
+is the limit. So everything is decoded once into GPU memory (people: RGB + teacher alpha + an estimated
+foreground, letterboxed into square canvases; backgrounds: square tiles) and every batch is made there with
+one ``grid_sample`` per layer: people at many scales and positions (bottom-anchored like a webcam user, or
+anywhere), sometimes two people, on real room scenes, on person-free cut-outs of the photos' own
+backgrounds, rarely on wallpapers, or the original photo with its own background; then lighting/colour
+jitter, defocus blur and sensor noise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from matting_core.data.batch import TrainBatch
+from matting_core.data.trimap import trimap_from_alpha_torch
+
+
+@dataclass(frozen=True)
+class PackedMix:
+    """Probabilities of each kind of sample (must sum to 1) and augmentation strengths."""
+
+    scene: float = 0.50
+    own_background: float = 0.15
+    wallpaper: float = 0.07
+    original_photo: float = 0.28
+    second_person: float = 0.2
+    person_height: tuple[float, float] = (0.35, 1.6)  # person height / frame height
+    bottom_anchored: float = 0.65
+    noise_std: float = 0.03
+    blur: float = 0.3
+
+
+def _decode(blob: bytes, flags: int) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(blob, np.uint8), flags)
+    if img is None:
+        raise ValueError("undecodable image in pack")
+    return img
+
+
+def _letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
+    """Centre ``img`` in a size x size canvas of zeros; returns the canvas and the content's h, w."""
+    h, w = img.shape[:2]
+    s = min(1.0, size / max(h, w))
+    if s < 1.0:
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+    canvas = np.zeros((size, size) + img.shape[2:], img.dtype)
+    y0, x0 = (size - h) // 2, (size - w) // 2
+    canvas[y0 : y0 + h, x0 : x0 + w] = img
+    return canvas, h, w
+
+
+def _border_touch(alpha: np.ndarray, h: int, w: int, frac: float = 0.03) -> tuple[bool, bool, bool, bool]:
+    """Whether the matte of a letterboxed photo reaches its top, left, right, bottom border."""
+    c = alpha.shape[0]
+    y0, x0 = (c - h) // 2, (c - w) // 2
+    a = alpha[y0 : y0 + h, x0 : x0 + w] > 76
+    edges = (a[:2].mean(), a[:, :2].mean(), a[:, -2:].mean(), a[-2:].mean())
+    return tuple(bool(e > frac) for e in edges)
+
+
+def estimate_foreground(rgb: torch.Tensor, alpha: torch.Tensor, iterations: int = 4) -> torch.Tensor:
+    """Foreground colours where alpha is soft, by normalised convolution from confidently-foreground pixels.
+
+    The raw photo's pixels at the edge of a person are mixed with the old background; pasting them onto a new
+    one makes halos. A multi-scale normalised convolution of the confident-foreground colours (a fast
+    approximation of the multilevel estimate pymatting computes on the CPU) gives edge pixels plausible pure
+    foreground colours. rgb (N, 3, H, W), alpha (N, 1, H, W) in [0, 1].
+    """
+    conf = (alpha > 0.95).float()
+    fg = rgb * conf
+    est_num, est_den = fg.clone(), conf.clone()
+    for i in range(iterations):
+        k = 2 ** (i + 1) + 1
+        est_num = est_num + F.avg_pool2d(fg, k, stride=1, padding=k // 2) * 0.5**i
+        est_den = est_den + F.avg_pool2d(conf, k, stride=1, padding=k // 2) * 0.5**i
+    est = est_num / est_den.clamp_min(1e-4)
+    filled = torch.where(est_den > 1e-4, est, rgb)
+    return torch.where(alpha > 0.95, rgb, filled).clamp(0, 1)
+
+
+class PackedCompositeStream:
+    """Endless iterator of :class:`TrainBatch` made on ``device`` from a packed folder."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        size: int = 512,
+        batch_size: int = 32,
+        device: str | torch.device = "cuda",
+        seed: int = 0,
+        mix: PackedMix = PackedMix(),
+        canvas: int = 384,
+        rank: int = 0,
+        limit: int | None = None,
+    ) -> None:
+        path = Path(path)
+        index_file = path / "index.json"
+        if not index_file.is_file():
+            raise FileNotFoundError(f"{path}: no index.json (make the pack with recipes/pack_data.py)")
+        index = json.loads(index_file.read_text())
+        self.size, self.batch_size, self.mix = size, batch_size, mix
+        self.device = torch.device(device)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed * 1000 + rank)
+        rgb_blob = (path / "people_rgb.bin").read_bytes()
+        alpha_blob = (path / "people_alpha.bin").read_bytes()
+        bg_blob = (path / "backgrounds.bin").read_bytes()
+
+        def person(i: int) -> tuple[np.ndarray, int, int]:
+            o, n = index["people_rgb"][i]
+            rgb = _decode(rgb_blob[o : o + n], cv2.IMREAD_COLOR)[:, :, ::-1]
+            o, n = index["people_alpha"][i]
+            alpha = _decode(alpha_blob[o : o + n], cv2.IMREAD_GRAYSCALE)
+            return _letterbox(np.concatenate([rgb, alpha[:, :, None]], axis=2), canvas)
+
+        def background(i: int) -> np.ndarray:
+            o, n = index["backgrounds"][i]
+            img = _decode(bg_blob[o : o + n], cv2.IMREAD_COLOR)[:, :, ::-1]
+            return cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
+
+        with ThreadPoolExecutor(8) as pool:
+            people = list(pool.map(person, range(min(len(index["people"]), limit or 10**9))))
+            bgs = list(pool.map(background, range(len(index["backgrounds"]))))
+        rgba = torch.from_numpy(np.stack([p[0] for p in people])).permute(0, 3, 1, 2).contiguous()
+        self.people = rgba.to(self.device)  # (N, 4, C, C) uint8
+        self.people_hw = torch.tensor([[p[1], p[2]] for p in people], device=self.device, dtype=torch.float32)
+        self.canvas = canvas
+        # Where the matte runs into the photo's border the person was cut by the photographer's frame. Pasted
+        # into a new frame, such a cut must stay outside it: people cut at the top/left/right are only used
+        # as whole photos; people cut at the bottom are always bottom-anchored past the frame's edge.
+        touch = torch.tensor([_border_touch(p[0][:, :, 3], p[1], p[2]) for p in people], device=self.device)
+        self.cut_bottom = touch[:, 3]
+        self.pasteable = torch.nonzero(~(touch[:, 0] | touch[:, 1] | touch[:, 2])).flatten()
+        if self.pasteable.numel() == 0:
+            self.pasteable = torch.arange(len(people), device=self.device)
+        fgs = []
+        for chunk in self.people.split(256):
+            c = chunk.float() / 255.0
+            fgs.append((estimate_foreground(c[:, :3], c[:, 3:]) * 255.0).round().to(torch.uint8))
+        self.people_fg = torch.cat(fgs)
+        kinds = np.array(index["background_kind"])
+        bg = torch.from_numpy(np.stack(bgs)).permute(0, 3, 1, 2).contiguous().to(self.device)
+        self.scenes = bg[torch.from_numpy(np.flatnonzero(kinds == "scene")).to(self.device)]
+        self.wallpapers = bg[torch.from_numpy(np.flatnonzero(kinds != "scene")).to(self.device)]
+        # Person-free boxes in the people photos: (person index, y, x, side) in original-photo pixels.
+        boxes = [(i, *b) for i, p in enumerate(index["people"][: len(people)]) for b in p["boxes"]]
+        self.boxes = torch.tensor(boxes, dtype=torch.float32, device=self.device).reshape(-1, 4)
+
+    def __iter__(self) -> Iterator[TrainBatch]:
+        while True:
+            yield self.next_batch()
+
+    # ------------------------------------------------------------------ sampling helpers
+    def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, device=self.device, generator=self.gen) * (hi - lo) + lo
+
+    def _pick_pasteable(self, n: int) -> torch.Tensor:
+        return self.pasteable[self._pick(n, self.pasteable.shape[0])]
+
+    def _pick(self, n: int, high: int) -> torch.Tensor:
+        return torch.randint(0, max(high, 1), (n,), device=self.device, generator=self.gen)
+
+    def _sample(self, src: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        grid = F.affine_grid(theta, [theta.shape[0], 1, self.size, self.size], align_corners=False)
+        return F.grid_sample(src.float() / 255.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def _person_theta(self, idx: torch.Tensor) -> torch.Tensor:
+        """Output -> canvas affine placing person ``idx`` at a random scale/position/rotation/flip."""
+        n = idx.shape[0]
+        m = self.mix
+        hw = self.people_hw[idx] / self.canvas  # content size as a fraction of the canvas
+        height = self._u(n, *m.person_height)
+        z = height / hw[:, 0]  # zoom: canvas units per output unit = 1 / z
+        cut = self.cut_bottom[idx]
+        angle = self._u(n, -0.17, 0.17) * torch.where(cut, 0.25, 1.0)
+        flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
+        cos, sin = torch.cos(angle) / z, torch.sin(angle) / z
+        tx = self._u(n, -0.6, 0.6) * hw[:, 1]
+        # Bottom-anchored: the content's lower edge lies at or below the frame's bottom edge (canvas y = hw).
+        bottom = hw[:, 0] - 1.0 / z - self._u(n, 0.0, 0.15) * hw[:, 0]
+        anchored = cut | (self._u(n, 0, 1) < m.bottom_anchored)
+        ty = torch.where(anchored, bottom, self._u(n, -0.5, 0.5) * hw[:, 0])
+        return torch.stack(
+            [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+        )
+
+    def _crop_theta(self, n: int, lo: float = 0.55) -> torch.Tensor:
+        """Output -> tile affine: a random square crop (fraction lo..1 of the tile), random flip."""
+        s = self._u(n, lo, 1.0)
+        flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
+        tx, ty = self._u(n, -1, 1) * (1 - s), self._u(n, -1, 1) * (1 - s)
+        zero = torch.zeros_like(s)
+        return torch.stack([torch.stack([s * flip, zero, tx], 1), torch.stack([zero, s, ty], 1)], 1)
+
+    def _backgrounds(self, n: int, kind: torch.Tensor) -> torch.Tensor:
+        """kind 0 = scene, 1 = own-background box, 2 = wallpaper. Returns (n, 3, S, S) in [0, 1]."""
+        out = self._sample(self.scenes[self._pick(n, self.scenes.shape[0])], self._crop_theta(n))
+        if self.wallpapers.shape[0]:
+            walls = self._sample(self.wallpapers[self._pick(n, self.wallpapers.shape[0])], self._crop_theta(n))
+            out = torch.where((kind == 2)[:, None, None, None], walls, out)
+        if self.boxes.shape[0]:
+            box = self.boxes[self._pick(n, self.boxes.shape[0])]
+            pid = box[:, 0].long()
+            hw = self.people_hw[pid]
+            # box (y, x, side) in content pixels -> canvas normalised coords (content is centred in the canvas)
+            cy = ((self.canvas - hw[:, 0]) / 2 + box[:, 1] + box[:, 3] / 2) / self.canvas * 2 - 1
+            cx = ((self.canvas - hw[:, 1]) / 2 + box[:, 2] + box[:, 3] / 2) / self.canvas * 2 - 1
+            s = box[:, 3] / self.canvas
+            zero = torch.zeros_like(s)
+            theta = torch.stack([torch.stack([s, zero, cx], 1), torch.stack([zero, s, cy], 1)], 1)
+            own = self._sample(self.people[pid, :3], theta)
+            out = torch.where((kind == 1)[:, None, None, None], own, out)
+        return out
+
+    def _original_theta(self, idx: torch.Tensor) -> torch.Tensor:
+        """A square crop inside the photo's own content (no letterbox border), random zoom and flip."""
+        n = idx.shape[0]
+        hw = self.people_hw[idx] / self.canvas
+        side = torch.minimum(hw[:, 0], hw[:, 1]) * self._u(n, 0.6, 1.0)
+        tx = self._u(n, -1, 1) * (hw[:, 1] - side).clamp_min(0)
+        ty = self._u(n, -1, 1) * (hw[:, 0] - side).clamp_min(0)
+        flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
+        zero = torch.zeros_like(side)
+        return torch.stack([torch.stack([side * flip, zero, tx], 1), torch.stack([zero, side, ty], 1)], 1)
+
+    def _photometric(self, img: torch.Tensor) -> torch.Tensor:
+        """Lighting / white balance / saturation jitter (one random colour matrix per image) + gamma."""
+        n = img.shape[0]
+        gains = self._u(n * 3, 0.8, 1.2).reshape(n, 3, 1, 1) * self._u(n, 0.7, 1.3).reshape(n, 1, 1, 1)
+        gray = img.mean(1, keepdim=True)
+        sat = self._u(n, 0.6, 1.3).reshape(n, 1, 1, 1)
+        img = (gray + (img - gray) * sat) * gains
+        gamma = self._u(n, 0.75, 1.3).reshape(n, 1, 1, 1)
+        return img.clamp(1e-4, 1).pow(gamma)
+
+    @torch.no_grad()
+    def next_batch(self) -> TrainBatch:
+        n, m = self.batch_size, self.mix
+        r = self._u(n, 0, 1)
+        kind = torch.zeros(n, dtype=torch.long, device=self.device)  # scene
+        kind = torch.where(r >= m.scene, torch.ones_like(kind), kind)  # own background
+        kind = torch.where(r >= m.scene + m.own_background, torch.full_like(kind, 2), kind)  # wallpaper
+        original = r >= m.scene + m.own_background + m.wallpaper
+        idx = torch.where(original, self._pick(n, self.people.shape[0]), self._pick_pasteable(n))
+
+        theta = self._person_theta(idx)
+        layer = self._sample(torch.cat([self.people_fg[idx], self.people[idx, 3:]], 1), theta)
+        fg, alpha = layer[:, :3], layer[:, 3:]
+        bg = self._backgrounds(n, kind)
+        # Lighting of the person and of the room differ in real life; jitter them separately.
+        fg, bg = self._photometric(fg), self._photometric(bg)
+        if m.blur > 0:  # defocused background, as behind a webcam user
+            blurred = F.avg_pool2d(bg, 5, stride=1, padding=2, count_include_pad=False)
+            bg = torch.where((self._u(n, 0, 1) < m.blur)[:, None, None, None], blurred, bg)
+        image = alpha * fg + (1 - alpha) * bg
+
+        two = (self._u(n, 0, 1) < m.second_person) & ~original
+        if bool(two.any()):
+            idx2 = self._pick_pasteable(n)
+            layer2 = self._sample(torch.cat([self.people_fg[idx2], self.people[idx2, 3:]], 1), self._person_theta(idx2))
+            fg2, a2 = self._photometric(layer2[:, :3]), layer2[:, 3:] * two[:, None, None, None]
+            image = a2 * fg2 + (1 - a2) * image
+            # The composition target stays exact: treat the nearer person as foreground over the rest.
+            fg = (a2 * fg2 + (1 - a2) * alpha * fg) / (a2 + (1 - a2) * alpha).clamp_min(1e-4)
+            alpha = a2 + (1 - a2) * alpha
+
+        if bool(original.any()):
+            th = self._original_theta(idx)
+            photo = self._sample(self.people[idx], th)
+            photo_fg = self._sample(self.people_fg[idx], th)
+            sel = original[:, None, None, None]
+            p_rgb = self._photometric(photo[:, :3])
+            image = torch.where(sel, p_rgb, image)
+            alpha = torch.where(sel, photo[:, 3:], alpha)
+            fg = torch.where(sel, photo_fg, fg)
+            bg = torch.where(sel, p_rgb, bg)  # unknown true background: composition loss ~ only where alpha ~ 0
+
+        noise = self._u(n, 0, m.noise_std).reshape(n, 1, 1, 1)
+        image = image + noise * torch.randn(image.shape, device=self.device, generator=self.gen)
+        image = image.clamp(0, 1)
+        alpha = alpha.clamp(0, 1)
+        return TrainBatch(image, alpha, fg.clamp(0, 1), bg.clamp(0, 1), trimap_from_alpha_torch(alpha))
+
+
+def preview_grid(batch: TrainBatch, count: int = 8) -> np.ndarray:
+    """(rows of image | alpha | trimap) as a uint8 RGB array, to look at what the stream produces."""
+    rows = []
+    for i in range(min(count, batch.batch_size)):
+        img = batch.image[i].permute(1, 2, 0).float().cpu().numpy()
+        a = batch.alpha[i, 0].float().cpu().numpy()
+        t = batch.trimap[i].float().cpu().numpy() / 2.0
+        rows.append(np.concatenate([img, np.repeat(a[:, :, None], 3, 2), np.repeat(t[:, :, None], 3, 2)], 1))
+    return (np.concatenate(rows, 0) * 255).round().astype(np.uint8)
+
+
+__all__ = ["PackedCompositeStream", "PackedMix", "estimate_foreground", "preview_grid"]

@@ -1,0 +1,121 @@
+"""Train the shipped default model on a GPU from the packed material, for a fixed wall-clock budget.
+
+GPU windows here are minutes long, so this run is built to add up across windows:
+- it stops by itself at ``--minutes`` and writes the model (fp16 safetensors, config embedded) to ``--out``;
+- ``--init`` starts from such a file (the previous window's result) and ``--step`` continues the schedule;
+  optimizer moments are not carried (they would triple what has to travel back), Adam re-warms in ~100 steps;
+- the checkpoint is also written every ``--save-every`` seconds, so a killed run still leaves its progress.
+Data: ``matting_core.data.packed.PackedCompositeStream`` (decoded once into GPU memory, composited there).
+
+    python recipes/train_default.py --pack .carry/pack --out $OUT/default.safetensors --minutes 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from matting_core.checkpoint import load_checkpoint, save_checkpoint
+from matting_core.config import ModelConfig
+from matting_core.data.packed import PackedCompositeStream, preview_grid
+from matting_core.losses import LossWeights, matting_loss
+from matting_core.model import PortraitMattingModel
+
+
+def lr_at(step: int, base: float, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 5% of ``base`` at ``total`` steps (held there afterwards)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pack", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--init", type=Path, default=None, help="continue from this checkpoint")
+    ap.add_argument("--step", type=int, default=0, help="schedule step to start at (with --init)")
+    ap.add_argument("--total-steps", type=int, default=12000, help="length of the cosine schedule")
+    ap.add_argument("--minutes", type=float, default=7.0)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--budget", type=int, default=384, help="regions refined per image while training")
+    ap.add_argument("--save-every", type=float, default=120.0, help="seconds")
+    ap.add_argument("--log", type=Path, default=None, help="JSON-lines log path (default: beside --out)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N people (dry runs)")
+    args = ap.parse_args()
+    start = time.time()
+    deadline = start + args.minutes * 60
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    if args.init is not None:
+        model, cfg = load_checkpoint(args.init)
+    else:
+        torch.manual_seed(0)
+        cfg = ModelConfig()
+        model = PortraitMattingModel(cfg)
+    model = model.to(dev).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "table" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "table" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
+    )
+    stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step, limit=args.limit)
+    print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
+    weights = LossWeights()
+    log_path = args.log or args.out.with_suffix(".csv")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("a")  # noqa: SIM115 (closed in the finally block below)
+    step, last_save, seen = args.step, time.time(), 0
+    t0 = time.time()
+    amp = dev.type == "cuda"
+
+    def save(tag: str) -> None:
+        extra = {"step": step, "samples_this_run": seen, "size": args.size, "minutes": (time.time() - start) / 60}
+        save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
+        print(f"[{tag}] saved {args.out} at step {step}", flush=True)
+
+    try:
+        while time.time() < deadline:
+            batch = stream.next_batch()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, args.lr, args.warmup, args.total_steps)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(batch.image, region_budget=args.budget, knn="pairwise")
+            loss, terms = matting_loss(out, batch, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            seen += batch.batch_size
+            if step % 50 == 0:
+                rate = seen / (time.time() - t0)
+                row = {"step": step, "time_s": round(time.time() - start, 1), "img_per_s": round(rate, 1),
+                       "lr": opt.param_groups[0]["lr"], **{k: round(v, 5) for k, v in terms.items()}}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            if time.time() - last_save > args.save_every:
+                save("periodic")
+                last_save = time.time()
+    finally:
+        save("final")
+        import cv2
+
+        cv2.imwrite(str(args.out.with_suffix(".batch.jpg")), preview_grid(batch, 6)[:, :, ::-1])
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
