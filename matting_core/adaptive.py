@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -158,16 +159,18 @@ class AdaptiveMatter:
     settable ``region_budget``.
     """
 
-    def __init__(self, engine: _Engine, config: AdaptiveConfig = AdaptiveConfig()):
+    def __init__(self, engine: _Engine, config: AdaptiveConfig = AdaptiveConfig(),
+                 clock: Callable[[], float] = time.perf_counter):
         self.engine = engine
         self.controller = AdaptiveController(config)
+        self._clock = clock  # seconds; tests pass a fake one
 
     def matte(self, frame: np.ndarray, channels: str = "rgb") -> np.ndarray:
         """(H, W, 3) uint8 frame -> (H, W) float32 alpha, at the quality the controller currently allows."""
         import cv2
 
         setting = self.controller.current
-        t0 = time.perf_counter()
+        t0 = self._clock()
         h, w = frame.shape[:2]
         scale = effective_scale(setting.coarse_scale, h, w, self.controller.config.min_side)
         self.engine.region_budget = setting.region_budget
@@ -176,7 +179,7 @@ class AdaptiveMatter:
             alpha = cv2.resize(self.engine.matte(small, channels), (w, h), interpolation=cv2.INTER_LINEAR)
         else:
             alpha = self.engine.matte(frame, channels)
-        self.controller.update((time.perf_counter() - t0) * 1000.0)
+        self.controller.update((self._clock() - t0) * 1000.0)
         return alpha
 
 

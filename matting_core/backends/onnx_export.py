@@ -1,0 +1,248 @@
+"""Export the model's two heavy stages to ONNX: the coarse pass and the refinement (with and without CRA).
+
+Why two graphs and not one: region selection and the KD-tree neighbour search (the paper's CPU path) are
+cheap, data-dependent steps that stay in Python between the graphs, while the two graphs hold all the
+arithmetic. The coarse graph has the frame size baked in (Swin's window masks are constants of the size);
+the refinement graph takes any number of regions, or exactly ``budget`` of them for the static-budget variant
+that TensorRT and other static-shape runtimes want.
+
+An export directory holds ``coarse.onnx``, ``refine_cra.onnx``, ``refine_nocra.onnx`` and ``manifest.json``
+(sizes, budget, model config, and the max |ONNX - PyTorch| measured right after the export).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from matting_core.model import PortraitMattingModel, pad_frame
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+COARSE_FILE = "coarse.onnx"
+REFINE_FILES = {True: "refine_cra.onnx", False: "refine_nocra.onnx"}
+OPSET = 18
+
+
+class CoarseStage(nn.Module):
+    """image (1, 3, H, W) in [0, 1] -> alpha_logits (1, 1, h8, w8), trimap_logits (1, 3, h8, w8),
+    upsampled (1, 1, Hp, Wp): the sigmoid coarse alpha bilinearly upsampled to the 16-padded frame,
+    i.e. the refiner's input and paste base. Mirrors the first half of ``PortraitMattingModel.forward``.
+    """
+
+    def __init__(self, model: PortraitMattingModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        padded, _, _ = pad_frame(image, self.model.cfg.patch_size)
+        coarse = self.model.coarse(padded)
+        up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=self.model.cfg.region_size,
+                           mode="bilinear", align_corners=False)
+        return coarse.alpha_logits, coarse.trimap_logits, up
+
+
+class RefineCra(nn.Module):
+    """patches (N, 4, 8, 8), coords (N, 2) int64, neighbour_index (N, k) int64, neighbour_valid (N, k) bool
+    -> refined (N, 1, 8, 8)."""
+
+    def __init__(self, model: PortraitMattingModel) -> None:
+        super().__init__()
+        self.refiner = model.refiner
+
+    def forward(self, patches: torch.Tensor, coords: torch.Tensor, neighbour_index: torch.Tensor,
+                neighbour_valid: torch.Tensor) -> torch.Tensor:
+        return self.refiner(patches, coords, neighbour_index, neighbour_valid)
+
+
+class RefineNoCra(nn.Module):
+    """patches (N, 4, 8, 8) -> refined (N, 1, 8, 8): the paper's "w/o CRA" refinement."""
+
+    def __init__(self, model: PortraitMattingModel) -> None:
+        super().__init__()
+        self.refiner = model.refiner
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.refiner(patches)
+
+
+def refine_stage(model: PortraitMattingModel, use_cra: bool) -> nn.Module:
+    return RefineCra(model) if use_cra else RefineNoCra(model)
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    width: int
+    height: int
+    budget: int | None
+    knn_k: int
+    model_config: dict
+    files: dict[str, str]
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    torch_version: str = torch.__version__
+    opset: int = OPSET
+
+    def save(self, directory: Path) -> Path:
+        path = directory / MANIFEST
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ExportManifest:
+        path = Path(directory) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} holds no ONNX export ({MANIFEST} missing): run `mattecam export-onnx`")
+        return cls(**json.loads(path.read_text()))
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict[str, dict[int, str]] | None) -> None:
+    """TorchScript-free export (``dynamo=True``): the legacy tracer mis-infers the masked Swin's padded shapes."""
+    dynamic_shapes = None
+    if dynamic:
+        dim = torch.export.Dim("regions", min=1, max=1 << 20)
+        dynamic_shapes = tuple({0: dim} if name in dynamic else None for name in inputs)
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_exporter(), _fresh_window_masks():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=inputs,
+                                    output_names=outputs, dynamic_shapes=dynamic_shapes, verbose=False)
+        program.save(str(path), external_data=False)
+
+
+@contextlib.contextmanager
+def _fresh_window_masks() -> Iterator[None]:
+    """Empty ``swin_masked``'s window-mask cache before and after an export.
+
+    torch.export traces with fake tensors; a mask first built during the trace would be cached as a fake
+    tensor and poison every later eager call of the same size (".numpy() is not supported for tensor
+    subclasses"), and a mask cached earlier would be baked in as a real constant anyway.
+    """
+    from matting_core import swin_masked
+
+    cache_clear = getattr(getattr(swin_masked, "_window_mask_cpu", None), "cache_clear", lambda: None)
+    cache_clear()
+    try:
+        yield
+    finally:
+        cache_clear()
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The ONNX exporter's helpers log every optimisation pass at INFO; keep the user's log readable."""
+    names = ("onnxscript", "onnx_ir", "torch.onnx", "torch.export", "torch._dynamo")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def example_refine_inputs(n: int, k: int, grid: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random but well-formed refinement inputs: n distinct cells of a grid with their k nearest neighbours."""
+    from matting_core.neighbours import knn_kdtree
+
+    g = torch.Generator().manual_seed(seed)
+    h, w = grid
+    flat = torch.randperm(h * w, generator=g)[:n].sort().values
+    coords = torch.stack([flat // w, flat % w], dim=1)
+    nb = knn_kdtree(coords, torch.zeros(n, dtype=torch.long), k)
+    patches = torch.rand(n, 4, 8, 8, generator=g)
+    return patches, coords, nb.index, nb.valid
+
+
+def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, height: int,
+                budget: int | None = None, check: bool = True, coarse_from: str | Path | None = None) -> ExportManifest:
+    """Write the coarse graph for ``width`` x ``height`` frames and both refinement graphs to ``out_dir``.
+
+    ``budget`` None exports the refinement with a dynamic region count; an int fixes it (static shapes).
+    ``coarse_from``: an earlier export directory of the same model and size whose coarse graph is copied
+    instead of re-exported (changing the budget only changes the refinement graphs).
+    With ``check`` each graph is run once in ONNX Runtime (CPU) against PyTorch; the max |diff| lands in the
+    manifest and the log.
+    """
+    if width < 16 or height < 16:
+        raise ValueError(f"frame {width}x{height} is too small to export")
+    if budget is not None and budget < 1:
+        raise ValueError("budget must be >= 1 regions (or None for a dynamic count)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval().float().cpu()
+    k = model.cfg.knn_k
+    t0 = time.perf_counter()
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    if coarse_from is not None:
+        previous = ExportManifest.load(coarse_from)
+        if (previous.width, previous.height) != (width, height):
+            raise ValueError(f"{coarse_from} is a {previous.width}x{previous.height} export, not {width}x{height}")
+        shutil.copyfile(Path(coarse_from) / previous.files["coarse"], out / COARSE_FILE)
+    else:
+        _export(CoarseStage(model), (image,), out / COARSE_FILE, ["image"],
+                ["alpha_logits", "trimap_logits", "upsampled"], None)
+    padded_h, padded_w = pad_frame(image, model.cfg.patch_size)[0].shape[-2:]
+    grid = (padded_h // model.cfg.region_size, padded_w // model.cfg.region_size)
+    n = budget if budget is not None else min(64, grid[0] * grid[1])
+    ex = example_refine_inputs(n, k, grid)
+    dyn = None if budget is not None else {"patches": {0: "regions"}, "coords": {0: "regions"},
+                                           "neighbour_index": {0: "regions"}, "neighbour_valid": {0: "regions"}}
+    _export(RefineCra(model), ex, out / REFINE_FILES[True],
+            ["patches", "coords", "neighbour_index", "neighbour_valid"], ["refined"], dyn)
+    _export(RefineNoCra(model), ex[:1], out / REFINE_FILES[False], ["patches"], ["refined"],
+            None if dyn is None else {"patches": {0: "regions"}})
+    log.info("exported %dx%d (budget %s) to %s in %.1f s", width, height, budget, out, time.perf_counter() - t0)
+    manifest = ExportManifest(width=width, height=height, budget=budget, knn_k=k,
+                              model_config=model.cfg.to_dict(),
+                              files={"coarse": COARSE_FILE, "refine_cra": REFINE_FILES[True],
+                                     "refine_nocra": REFINE_FILES[False]})
+    if check:
+        manifest = ExportManifest(**{**asdict(manifest), "max_abs_diff": check_export(model, out, manifest)})
+    manifest.save(out)
+    return manifest
+
+
+def check_export(model: PortraitMattingModel, out_dir: Path, manifest: ExportManifest,
+                 seed: int = 1) -> dict[str, float]:
+    """Max |ONNX Runtime (CPU) - PyTorch| for each graph's outputs on fresh random inputs."""
+    from matting_core.backends.ort_session import OrtOptions, create_session
+
+    opts = OrtOptions(providers="cpu")
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, manifest.height, manifest.width, generator=g)
+    diffs: dict[str, float] = {}
+    with torch.no_grad():
+        ref = CoarseStage(model)(image)
+    got = create_session(out_dir / manifest.files["coarse"], opts).run({"image": image.numpy()})
+    for name, a, b in zip(("alpha_logits", "trimap_logits", "upsampled"), got, ref):
+        diffs[f"coarse.{name}"] = float(np.abs(a - b.numpy()).max())
+    grid = (ref[2].shape[-2] // model.cfg.region_size, ref[2].shape[-1] // model.cfg.region_size)
+    n = manifest.budget if manifest.budget is not None else min(37, grid[0] * grid[1])
+    patches, coords, index, valid = example_refine_inputs(n, manifest.knn_k, grid, seed)
+    for cra in (True, False):
+        feed = {"patches": patches.numpy()}
+        if cra:
+            feed.update(coords=coords.numpy(), neighbour_index=index.numpy(), neighbour_valid=valid.numpy())
+        with torch.no_grad():
+            want = refine_stage(model, cra)(patches, *((coords, index, valid) if cra else ()))
+        key = "refine_cra" if cra else "refine_nocra"
+        out = create_session(out_dir / manifest.files[key], opts).run(feed)[0]
+        diffs[key] = float(np.abs(out - want.numpy()).max())
+    for name, d in diffs.items():
+        log.info("ONNX vs PyTorch max |diff| %s: %.3g", name, d)
+    return diffs

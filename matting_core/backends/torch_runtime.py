@@ -1,0 +1,239 @@
+"""The PyTorch fast path: autocast, channels-last, fused attention, static region budget + CUDA graphs,
+pinned-memory transfers and compositing on the device, so a frame crosses the bus twice.
+
+Why each piece:
+- fp16/bf16 autocast: Swin's matmuls and the refiner's convs run on tensor cores.
+- channels-last: the coarse decoder's convolutions get Swin's NHWC features without a layout copy.
+- fused attention: timm ships Swin's ``scaled_dot_product_attention`` path but keeps it off by default
+  ("experimental"); it is switched on here per module. CRA already uses SDPA.
+- a fixed region budget makes every shape static (top-K cells, pairwise KNN on the device, no host sync),
+  which is what lets one CUDA graph replay the whole frame -> alpha pass with one launch.
+- pinned host buffers make uploads/downloads asynchronous DMA instead of staged pageable copies.
+
+On the CPU (or with ``cuda_graph=False``) the same class runs eagerly, which keeps it testable here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from matting_core.gpu_composite import composite_torch
+from matting_core.model import PortraitMattingModel
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "bf16"]
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class TorchRuntimeOptions:
+    """``region_budget`` None refines every uncertain region (data-dependent count: eager only)."""
+
+    device: str = "cuda"
+    precision: Precision = "fp16"
+    use_cra: bool = True
+    region_budget: int | None = 1024
+    channels_last: bool = True
+    fused_attention: bool = True
+    cuda_graph: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be fp32, fp16 or bf16, not {self.precision!r}")
+        if self.region_budget is not None and self.region_budget < 1:
+            raise ValueError("region_budget must be >= 1 (or None for every uncertain region)")
+
+
+def enable_fused_attention(model: torch.nn.Module, enabled: bool = True) -> int:
+    """Switch timm's Swin window attention to ``scaled_dot_product_attention``; returns how many modules."""
+    from timm.models.swin_transformer import WindowAttention
+
+    count = 0
+    for m in model.modules():
+        if isinstance(m, WindowAttention):
+            m.fused_attn = enabled
+            count += 1
+    return count
+
+
+class _DeviceMaskCache:
+    """Stand-in for ``swin_masked._window_mask_cpu`` that keeps each window mask on the device.
+
+    The original builds masks on the CPU (cached) and copies them to the device in every block of every
+    frame: a pageable host-to-device copy (a hidden sync) that CUDA graph capture forbids outright.
+    The masks only depend on the grid size, so one device copy per size is enough.
+    """
+
+    def __init__(self, build: Any, device: torch.device) -> None:
+        self.build = build
+        self.device = device
+        self.masks: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, *key: Any) -> torch.Tensor:
+        mask = self.masks.get(key)
+        if mask is None:
+            mask = self.masks[key] = self.build(*key).to(self.device)
+        return mask
+
+
+@contextlib.contextmanager
+def device_window_masks(cache: _DeviceMaskCache | None) -> Iterator[None]:
+    """Route the masked Swin's mask lookups through ``cache`` while the block runs (no-op for None)."""
+    if cache is None:
+        yield
+        return
+    from matting_core import swin_masked
+
+    original = swin_masked._window_mask_cpu
+    swin_masked._window_mask_cpu = cache
+    try:
+        yield
+    finally:
+        swin_masked._window_mask_cpu = original
+
+
+class TorchRuntime:
+    """Frame-in, alpha/composite-out on one device with the fast-path options.
+
+    ``matte_tensor`` works on device tensors (what the model-time benchmark measures); ``matte`` and
+    ``composite`` take numpy frames and do the pinned upload / download around it (end to end).
+    """
+
+    def __init__(self, model: PortraitMattingModel, options: TorchRuntimeOptions = TorchRuntimeOptions()) -> None:
+        if options.device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {options.device!r} requested but CUDA is not available")
+        self.options = options
+        self.device = torch.device(options.device)
+        self.is_cuda = self.device.type == "cuda"
+        self.dtype = _DTYPES.get(options.precision) if (self.is_cuda or options.precision == "bf16") else None
+        self.model = model.to(self.device).eval()
+        if options.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.fused_modules = enable_fused_attention(self.model, options.fused_attention)
+        self._masks = None
+        if self.is_cuda:
+            from matting_core import swin_masked
+
+            if hasattr(swin_masked, "_window_mask_cpu"):
+                self._masks = _DeviceMaskCache(swin_masked._window_mask_cpu, self.device)
+        self.use_graph = bool(options.cuda_graph and self.is_cuda and options.region_budget is not None)
+        self.graph_error: str | None = None
+        self._size: tuple[int, int] | None = None
+        self._graph: Any = None
+        self._static_in: torch.Tensor | None = None
+        self._static_alpha: torch.Tensor | None = None
+        self._pinned_in: torch.Tensor | None = None
+        self._pinned_out: torch.Tensor | None = None
+        self._background: torch.Tensor | None = None
+        self.last_region_count = 0
+
+    # ------------------------------------------------------------------ model
+    def _forward(self, frame_u8: torch.Tensor, clock: Any = None) -> torch.Tensor:
+        """(H, W, 3) uint8 on the device -> (1, 1, H, W) float32 alpha."""
+        image = frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        if self.options.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        knn = "pairwise" if self.is_cuda else "auto"
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None,
+                            cache_enabled=False), device_window_masks(self._masks):
+            out = self.model(image, use_cra=self.options.use_cra, region_budget=self.options.region_budget,
+                             knn=knn, clock=clock)
+        self.last_region_count = out.regions.batch.shape[0]
+        return out.alpha.float()
+
+    @torch.inference_mode()
+    def matte_tensor(self, frame_u8: torch.Tensor, clock: Any = None) -> torch.Tensor:
+        """Alpha (1, 1, H, W) float32 on the device for a device-resident (H, W, 3) uint8 frame.
+
+        With a CUDA graph the returned tensor is the graph's static output: it is overwritten by the next
+        call (clone it to keep it). ``clock`` (stage timings) forces the eager path.
+        """
+        h, w = frame_u8.shape[:2]
+        if clock is None and self.use_graph:
+            if self._size != (h, w):
+                self._capture(h, w)
+            if self._graph is not None:
+                self._static_in.copy_(frame_u8, non_blocking=True)
+                self._graph.replay()
+                return self._static_alpha
+        return self._forward(frame_u8, clock)
+
+    def _capture(self, h: int, w: int) -> None:
+        """Record the frame -> alpha pass for (h, w) as one CUDA graph; on failure stay eager and say why."""
+        self._size = (h, w)
+        self._graph = None
+        self._static_in = torch.zeros((h, w, 3), dtype=torch.uint8, device=self.device)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up: cuDNN/cuBLAS pick kernels, caches fill, outside the capture
+                    self._forward(self._static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._static_alpha = self._forward(self._static_in)
+            self._graph = graph
+            log.info("CUDA graph captured for %dx%d (budget %s)", w, h, self.options.region_budget)
+        except Exception as exc:  # noqa: BLE001 - any capture failure falls back to eager, reported
+            self.graph_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.warning("CUDA graph capture failed, running eagerly: %s", self.graph_error)
+            self.use_graph = False
+            torch.cuda.synchronize()
+
+    @property
+    def mode(self) -> str:
+        """"cuda-graph" or "eager", for reports."""
+        return "cuda-graph" if self._graph is not None else "eager"
+
+    # ------------------------------------------------------------------ transfers
+    def upload(self, frame: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 numpy -> device tensor, through a pinned staging buffer (asynchronous DMA)."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+        if not self.is_cuda:
+            return torch.from_numpy(np.ascontiguousarray(frame))
+        if self._pinned_in is None or tuple(self._pinned_in.shape) != frame.shape:
+            self._pinned_in = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
+        # The previous upload from this buffer has finished: download() synchronises every frame.
+        np.copyto(self._pinned_in.numpy(), frame)
+        return self._pinned_in.to(self.device, non_blocking=True)
+
+    def download(self, t: torch.Tensor) -> np.ndarray:
+        """Device tensor -> numpy through a pinned buffer. The array is reused by the next call: copy to keep."""
+        if not self.is_cuda:
+            return t.detach().numpy()
+        if self._pinned_out is None or self._pinned_out.shape != t.shape or self._pinned_out.dtype != t.dtype:
+            self._pinned_out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        self._pinned_out.copy_(t, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        return self._pinned_out.numpy()
+
+    # ------------------------------------------------------------------ numpy API
+    def matte(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) float32 alpha (a reused buffer on CUDA; copy to keep)."""
+        return self.download(self.matte_tensor(self.upload(frame))[0, 0])
+
+    def set_background(self, background: np.ndarray) -> None:
+        """Upload the (H, W, 3) uint8 background once; it stays on the device."""
+        self._background = torch.from_numpy(np.ascontiguousarray(background)).to(self.device)
+
+    @torch.inference_mode()
+    def composite(self, frame: np.ndarray) -> np.ndarray:
+        """End to end: upload the frame, matte it, composite over the background on the device, download.
+
+        Returns the (H, W, 3) uint8 composite (a reused buffer on CUDA; copy to keep).
+        """
+        if self._background is None:
+            raise RuntimeError("call set_background() first")
+        dev = self.upload(frame)
+        alpha = self.matte_tensor(dev)
+        return self.download(composite_torch(dev, alpha, self._background))

@@ -1,0 +1,132 @@
+"""The fast-path pieces that also run on the CPU: device compositing, fused attention, the runtime wrapper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from matting_core.backends.torch_runtime import (
+    TorchRuntime,
+    TorchRuntimeOptions,
+    _DeviceMaskCache,
+    device_window_masks,
+    enable_fused_attention,
+)
+from matting_core.config import ModelConfig
+from matting_core.gpu_composite import composite_numpy, composite_torch
+from matting_core.model import PortraitMattingModel
+
+
+@pytest.fixture(scope="module")
+def model() -> PortraitMattingModel:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    return PortraitMattingModel(ModelConfig()).eval()
+
+
+def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_torch_composite_equals_numpy_reference():
+    rng = np.random.default_rng(1)
+    fg, bg = _frame(37, 53, 1), _frame(37, 53, 2)
+    alpha = rng.random((37, 53), dtype=np.float32)
+    alpha[0, :5] = [0.0, 1.0, -0.5, 1.5, 0.5]  # exact ends and out-of-range values are clamped
+    want = composite_numpy(fg, alpha, bg)
+    got = composite_torch(torch.from_numpy(fg), torch.from_numpy(alpha)[None, None], torch.from_numpy(bg)).numpy()
+    assert got.dtype == np.uint8
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert (got[0, 0] == bg[0, 0]).all() and (got[0, 1] == fg[0, 1]).all() and (got[0, 2] == bg[0, 2]).all()
+
+
+def test_composite_blends_halfway_and_accepts_half_precision_alpha():
+    fg = np.full((4, 4, 3), 200, np.uint8)
+    bg = np.full((4, 4, 3), 100, np.uint8)
+    a = torch.full((4, 4), 0.5, dtype=torch.float16)
+    assert (composite_torch(torch.from_numpy(fg), a, torch.from_numpy(bg)).numpy() == 150).all()
+
+
+def test_composite_shape_errors_are_clear():
+    fg = torch.zeros(4, 4, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="alpha must be"):
+        composite_torch(fg, torch.zeros(5, 4), fg)
+    with pytest.raises(ValueError, match="background must match"):
+        composite_torch(fg, torch.zeros(4, 4), torch.zeros(4, 5, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        composite_torch(fg.float(), torch.zeros(4, 4), fg)
+
+
+def test_fused_attention_switch_reaches_every_swin_block_and_keeps_the_output(model):
+    x = torch.rand(1, 3, 224, 256, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        before = model(x, region_budget=40).alpha
+        n = enable_fused_attention(model, True)
+        after = model(x, region_budget=40).alpha
+        enable_fused_attention(model, False)
+    assert n == sum(model.cfg.depths)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+
+
+def test_device_mask_cache_builds_each_mask_once_and_is_restored():
+    from matting_core import swin_masked
+
+    original = swin_masked._window_mask_cpu
+    calls = []
+
+    def build(*key):
+        calls.append(key)
+        return torch.zeros(1)
+
+    cache = _DeviceMaskCache(build, torch.device("cpu"))
+    with device_window_masks(cache):
+        assert swin_masked._window_mask_cpu is cache
+        a = swin_masked._window_mask_cpu(5, 5, 7, 7, 7, 0)
+        b = swin_masked._window_mask_cpu(5, 5, 7, 7, 7, 0)
+    assert a is b and calls == [(5, 5, 7, 7, 7, 0)]
+    assert swin_masked._window_mask_cpu is original
+
+
+@pytest.mark.parametrize("use_cra", [True, False])
+def test_runtime_on_cpu_matches_the_model(model, use_cra):
+    frame = _frame(224, 288, 4)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        want = model(x, use_cra=use_cra, region_budget=60).alpha[0, 0].numpy()
+    rt = TorchRuntime(model, TorchRuntimeOptions(device="cpu", precision="fp32", use_cra=use_cra,
+                                                 region_budget=60, channels_last=True, fused_attention=True))
+    got = rt.matte(frame)
+    enable_fused_attention(model, False)
+    model.to(memory_format=torch.contiguous_format)
+    assert got.shape == (224, 288)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert rt.mode == "eager" and not rt.use_graph and rt.last_region_count == 60
+
+
+def test_runtime_end_to_end_composite_on_cpu(model):
+    frame, bg = _frame(224, 224, 5), _frame(224, 224, 6)
+    rt = TorchRuntime(model, TorchRuntimeOptions(device="cpu", precision="fp32", region_budget=30,
+                                                 fused_attention=False, channels_last=False))
+    with pytest.raises(RuntimeError, match="set_background"):
+        rt.composite(frame)
+    rt.set_background(bg)
+    out = rt.composite(frame)
+    alpha = rt.matte(frame)
+    assert np.abs(out.astype(int) - composite_numpy(frame, alpha, bg).astype(int)).max() <= 1
+
+
+def test_runtime_refuses_cuda_when_absent(model):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        TorchRuntime(model, TorchRuntimeOptions(device="cuda"))
+
+
+def test_runtime_rejects_bad_frames_and_options(model):
+    with pytest.raises(ValueError, match="region_budget"):
+        TorchRuntimeOptions(region_budget=0)
+    rt = TorchRuntime(model, TorchRuntimeOptions(device="cpu", precision="fp32", fused_attention=False,
+                                                 channels_last=False))
+    with pytest.raises(ValueError, match="uint8"):
+        rt.upload(np.zeros((8, 8, 3), np.float32))

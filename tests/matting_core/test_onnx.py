@@ -1,0 +1,115 @@
+"""ONNX export: each graph agrees with PyTorch, and the ONNX Runtime engine gives PyTorch's mattes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from matting_core.backends.onnx_engine import OnnxMattingEngine  # noqa: E402
+from matting_core.backends.onnx_export import ExportManifest, export_onnx  # noqa: E402
+from matting_core.backends.ort_session import OrtOptions  # noqa: E402
+from matting_core.config import ModelConfig  # noqa: E402
+from matting_core.engine import MattingEngine  # noqa: E402
+from matting_core.model import PortraitMattingModel  # noqa: E402
+
+W, H = 248, 232  # not multiples of 16: the graphs must reproduce the model's replicate padding
+CPU1 = OrtOptions(providers="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def model() -> PortraitMattingModel:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = PortraitMattingModel(ModelConfig()).eval()
+    with torch.no_grad():  # a non-zero relative-position table, so CRA's bias path is really exercised
+        m.refiner.cra.bias.table.normal_(0, 0.5)
+    return m
+
+
+@pytest.fixture(scope="module")
+def export_dir(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "dyn"
+    export_onnx(model, out, W, H, budget=None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    """A smooth, portrait-like frame: a bright disc on a gradient, so the coarse net sees structure."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    disc = ((yy - H * 0.45) ** 2 + (xx - W * 0.5) ** 2) < (0.3 * H) ** 2
+    img = np.stack([xx * 255 / W, yy * 255 / H, np.full_like(xx, 90)], -1).astype(np.float32)
+    img[disc] = (230, 190, 160)
+    return img.astype(np.uint8)
+
+
+def test_every_graph_agrees_with_pytorch(export_dir):
+    manifest = ExportManifest.load(export_dir)
+    assert set(manifest.max_abs_diff) == {"coarse.alpha_logits", "coarse.trimap_logits", "coarse.upsampled",
+                                          "refine_cra", "refine_nocra"}
+    print("max |ONNX - PyTorch|:", manifest.max_abs_diff)
+    for name, diff in manifest.max_abs_diff.items():
+        assert diff < 1e-4, (name, diff)
+    assert (manifest.width, manifest.height, manifest.budget) == (W, H, None)
+
+
+@pytest.mark.parametrize(("use_cra", "budget"), [(True, None), (True, 45), (False, None), (False, 45)])
+def test_onnx_engine_mattes_like_pytorch(model, export_dir, frame, use_cra, budget):
+    torch_engine = MattingEngine(model)
+    torch_engine.use_cra, torch_engine.region_budget = use_cra, budget
+    onnx_engine = OnnxMattingEngine(export_dir, CPU1, use_cra=use_cra, region_budget=budget)
+    want = torch_engine.matte_detailed(frame)
+    got = onnx_engine.matte_detailed(frame)
+    assert len(want.regions) > 0
+    np.testing.assert_array_equal(got.regions, want.regions)
+    np.testing.assert_array_equal(got.trimap, want.trimap)
+    assert got.alpha.shape == (H, W) and got.alpha.dtype == np.float32
+    diff = float(np.abs(got.alpha - want.alpha).max())
+    print(f"cra={use_cra} budget={budget}: {len(got.regions)} regions, max |alpha diff| {diff:.2e}")
+    assert diff < 1e-4
+    assert np.abs(got.coarse_alpha - want.coarse_alpha).max() < 1e-4
+    assert set(got.timings_ms) == {"coarse", "knn", "refine", "total"}
+
+
+def test_cra_changes_the_onnx_result(export_dir, frame):
+    """Guards against the two refinement graphs being the same graph."""
+    on = OnnxMattingEngine(export_dir, CPU1, use_cra=True, region_budget=45).matte(frame)
+    off = OnnxMattingEngine(export_dir, CPU1, use_cra=False, region_budget=45).matte(frame)
+    assert np.abs(on - off).max() > 1e-4
+
+
+def test_static_budget_export_has_fixed_shapes_and_pins_the_budget(model, export_dir, frame, tmp_path):
+    import onnx
+
+    out = tmp_path / "static"
+    manifest = export_onnx(model, out, W, H, budget=45, coarse_from=export_dir)
+    assert manifest.budget == 45 and max(manifest.max_abs_diff.values()) < 1e-4
+    dims = onnx.load(out / manifest.files["refine_cra"]).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [45, 4, 8, 8]
+    engine = OnnxMattingEngine(out, CPU1)
+    assert engine.region_budget == 45
+    with pytest.raises(ValueError, match="static region budget of 45"):
+        engine.region_budget = 60
+    want = MattingEngine(model)
+    want.region_budget = 45
+    assert np.abs(engine.matte(frame) - want.matte(frame)).max() < 1e-4
+
+
+def test_wrong_frame_size_is_a_clear_error(export_dir, frame):
+    engine = OnnxMattingEngine(export_dir, CPU1)
+    with pytest.raises(ValueError, match=f"export is for {W}x{H}"):
+        engine.matte(frame[:200])
+
+
+def test_missing_export_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mattecam export-onnx"):
+        OnnxMattingEngine(tmp_path)
+
+
+def test_coarse_from_a_different_size_is_refused(model, export_dir, tmp_path):
+    with pytest.raises(ValueError, match=f"is a {W}x{H} export"):
+        export_onnx(model, tmp_path / "x", W + 16, H, budget=10, coarse_from=export_dir)
