@@ -86,8 +86,9 @@ def random_affine(src_hw: tuple[int, int], cfg: AugmentConfig, rng: np.random.Ge
     sh = math.tan(math.radians(rng.uniform(-cfg.shear_deg, cfg.shear_deg)))
     rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
     lin = rot @ np.array([[1.0, sh], [0.0, 1.0]]) @ np.diag([sx, sy])
-    centre_out = np.array([out / 2, out / 2]) + rng.uniform(-cfg.translate, cfg.translate, 2) * out
-    centre_src = np.array([w / 2, h / 2])
+    # OpenCV puts pixel centres at integer coordinates: an image spans [-0.5, n - 0.5], centre (n - 1) / 2
+    centre_out = np.full(2, (out - 1) / 2) + rng.uniform(-cfg.translate, cfg.translate, 2) * out
+    centre_src = np.array([(w - 1) / 2, (h - 1) / 2])
     return np.concatenate([lin, (centre_out - lin @ centre_src)[:, None]], axis=1)
 
 
@@ -110,9 +111,11 @@ def anchor_cut_edges(m: np.ndarray, src_hw: tuple[int, int], size: int, sides: d
     asking which output edge they face.
     """
     h, w = src_hw
+    x0, y0, x1, y1 = -0.5, -0.5, w - 0.5, h - 0.5  # outer pixel borders (OpenCV pixel-centre convention)
+    lo, hi = -0.5, size - 0.5
     corners = {
-        "top": [(0, 0), (w, 0)], "bottom": [(0, h), (w, h)],
-        "left": [(0, 0), (0, h)], "right": [(w, 0), (w, h)],
+        "top": [(x0, y0), (x1, y0)], "bottom": [(x0, y1), (x1, y1)],
+        "left": [(x0, y0), (x0, y1)], "right": [(x1, y0), (x1, y1)],
     }
     m = m.copy()
     for side in ("top", "right", "bottom", "left"):  # later sides win a conflict
@@ -121,13 +124,13 @@ def anchor_cut_edges(m: np.ndarray, src_hw: tuple[int, int], size: int, sides: d
         p = np.array(corners[side], np.float64) @ m[:, :2].T + m[:, 2]
         if abs(p[0, 0] - p[1, 0]) > abs(p[0, 1] - p[1, 1]):  # runs horizontally in the output
             if p[:, 1].mean() >= size / 2:
-                m[1, 2] += max(0.0, size - p[:, 1].min())  # push down to/below the bottom edge
+                m[1, 2] += max(0.0, hi - p[:, 1].min())  # push down to/below the bottom edge
             else:
-                m[1, 2] -= max(0.0, p[:, 1].max())  # push up to/above the top edge
+                m[1, 2] -= max(0.0, p[:, 1].max() - lo)  # push up to/above the top edge
         elif p[:, 0].mean() >= size / 2:
-            m[0, 2] += max(0.0, size - p[:, 0].min())
+            m[0, 2] += max(0.0, hi - p[:, 0].min())
         else:
-            m[0, 2] -= max(0.0, p[:, 0].max())
+            m[0, 2] -= max(0.0, p[:, 0].max() - lo)
     return m
 
 
