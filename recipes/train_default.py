@@ -27,11 +27,14 @@ from matting_core.losses import LossWeights, matting_loss
 from matting_core.model import PortraitMattingModel
 
 
-def lr_at(step: int, base: float, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 5% of ``base`` at ``total`` steps (held there afterwards)."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+def lr_at(run_step: int, base: float, warmup: int, progress: float) -> float:
+    """Linear warm-up over this run's first steps, then cosine decay to 5% of ``base`` over its time budget.
+
+    Each GPU window is one warm restart (SGDR-style): windows have unknown step counts but known lengths.
+    """
+    if run_step < warmup:
+        return base * (run_step + 1) / warmup
+    t = min(1.0, max(0.0, progress))
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -41,11 +44,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--init", type=Path, default=None, help="continue from this checkpoint")
     ap.add_argument("--step", type=int, default=0, help="schedule step to start at (with --init)")
-    ap.add_argument("--total-steps", type=int, default=12000, help="length of the cosine schedule")
     ap.add_argument("--minutes", type=float, default=7.0)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--batch", type=int, default=48)
-    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--budget", type=int, default=384, help="regions refined per image while training")
     ap.add_argument("--save-every", type=float, default=120.0, help="seconds")
@@ -89,7 +91,8 @@ def main() -> None:
         while time.time() < deadline:
             batch = stream.next_batch()
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.lr, args.warmup, args.total_steps)
+                progress = (time.time() - t0) / max(1.0, deadline - t0)
+                g["lr"] = lr_at(step - args.step, args.lr, args.warmup, progress)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(batch.image, region_budget=args.budget, knn="pairwise")
             loss, terms = matting_loss(out, batch, weights)

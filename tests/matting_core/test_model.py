@@ -1,0 +1,112 @@
+"""The two-stage model: shapes, padding masks, refinement semantics, CRA switch, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from matting_core.config import ConfigError, ModelConfig
+from matting_core.model import PortraitMattingModel
+from matting_core.regions import UNKNOWN
+from matting_core.swin_masked import swin_features
+
+
+@pytest.mark.parametrize("h, w", [(231, 257), (721, 1283), (1080, 1920), (100, 60)])
+def test_alpha_has_the_input_size_for_odd_sizes(tiny_model, h, w):
+    with torch.no_grad():
+        out = tiny_model(torch.rand(1, 3, h, w), region_budget=64)
+    assert out.alpha.shape == (1, 1, h, w)
+    assert out.upsampled_alpha.shape == (1, 1, h, w)
+    hp, wp = max(-(-h // 16) * 16, 224), max(-(-w // 16) * 16, 224)
+    assert out.trimap_logits.shape == (1, 3, hp // 8, wp // 8)
+    assert float(out.alpha.min()) >= 0.0 and float(out.alpha.max()) <= 1.0
+
+
+def test_coarse_output_does_not_depend_on_the_amount_of_padding(tiny_model):
+    """Padded tokens are masked out of window attention, so more padding changes nothing."""
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 240, 336)  # 15 x 21 tokens: needs padding at every stage
+    coarse = tiny_model.coarse
+    with torch.no_grad():
+        a = coarse(x, extra_pad=0)
+        b = coarse(x, extra_pad=2)
+    torch.testing.assert_close(a.alpha_logits, b.alpha_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.trimap_logits, b.trimap_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_unmasked_padding_would_change_the_output(tiny_model):
+    """Control for the test above: timm's own block (zero padding, no mask) is padding-dependent."""
+    x = torch.rand(1, 3, 240, 336)
+    enc = tiny_model.coarse.encoder
+    with torch.no_grad():
+        masked = swin_features(enc, x)[0]
+        plain = enc.patch_embed(x)
+        plain = enc.layers[0].blocks(plain)
+    assert not torch.allclose(masked, plain, atol=1e-4)
+
+
+def _forced(model: PortraitMattingModel, x: torch.Tensor, use_cra: bool):
+    with torch.no_grad():
+        return model(x, use_cra=use_cra, region_budget=40)
+
+
+def test_pixels_outside_refined_regions_equal_the_upsampled_coarse_alpha(tiny_model):
+    x = torch.rand(1, 3, 224, 240)
+    out = _forced(tiny_model, x, True)
+    outside = torch.ones_like(out.alpha, dtype=torch.bool)
+    for y, xx in out.regions.coords.tolist():
+        outside[..., y * 8 : y * 8 + 8, xx * 8 : xx * 8 + 8] = False
+    assert len(out.regions) == 40
+    assert torch.equal(out.alpha[outside], out.upsampled_alpha[outside])
+
+
+def test_turning_cra_off_changes_only_refined_regions(tiny_model):
+    torch.manual_seed(3)
+    # make the CRA path matter: a non-zero bias table and output projection
+    with torch.no_grad():
+        tiny_model.refiner.cra.bias.table.normal_()
+    x = torch.rand(1, 3, 224, 240)
+    on, off = _forced(tiny_model, x, True), _forced(tiny_model, x, False)
+    assert torch.equal(on.regions.coords, off.regions.coords)
+    inside = torch.zeros_like(on.alpha, dtype=torch.bool)
+    for y, xx in on.regions.coords.tolist():
+        inside[..., y * 8 : y * 8 + 8, xx * 8 : xx * 8 + 8] = True
+    assert torch.equal(on.alpha[~inside], off.alpha[~inside])
+    assert not torch.equal(on.alpha[inside], off.alpha[inside])
+
+
+def test_variable_selection_refines_exactly_the_cells_argmax_calls_unknown(tiny_model):
+    with torch.no_grad():
+        out = tiny_model(torch.rand(1, 3, 224, 224))
+    unknown = (out.trimap_logits.argmax(1) == UNKNOWN)[0]
+    assert len(out.regions) == int(unknown.sum())
+    assert bool(unknown[out.regions.y, out.regions.x].all())
+
+
+def test_gradients_reach_the_coarse_network_and_the_bias_table(tiny_cfg):
+    torch.manual_seed(0)
+    model = PortraitMattingModel(tiny_cfg).train()
+    out = model(torch.rand(2, 3, 224, 224), region_budget=30)
+    assert out.aux_alpha_logits and out.aux_trimap_logits
+    (out.alpha.mean() + out.coarse_alpha_logits.mean()).backward()
+    enc_grad = model.coarse.encoder.patch_embed.proj.weight.grad
+    table_grad = model.refiner.cra.bias.table.grad
+    assert enc_grad is not None and float(enc_grad.abs().sum()) > 0
+    assert table_grad is not None and float(table_grad.abs().sum()) > 0
+
+
+def test_refined_alpha_gradient_reaches_the_coarse_alpha_through_the_patches(tiny_cfg):
+    torch.manual_seed(0)
+    model = PortraitMattingModel(tiny_cfg).train()
+    out = model(torch.rand(1, 3, 224, 224), region_budget=30)
+    out.refined_patches.sum().backward()
+    assert float(model.coarse.head8.alpha.conv.weight.grad.abs().sum()) > 0
+
+
+def test_invalid_configs_are_rejected_with_a_reason():
+    with pytest.raises(ConfigError, match="region_size"):
+        ModelConfig(patch_size=8)
+    with pytest.raises(ConfigError, match="unknown"):
+        ModelConfig.from_dict({"nope": 1})
+    cfg = ModelConfig(knn_k=4)
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
