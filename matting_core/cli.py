@@ -19,6 +19,7 @@ CORE_COMMANDS: tuple[str, ...] = (
     "matting_core.commands.matte",
     "matting_core.commands.eval",
     "matting_core.commands.train",
+    "matting_core.commands.label",
     "matting_core.commands.bench",
     "matting_core.commands.export_onnx",
 )
