@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One lent-GPU window: CUDA correctness checks + CUDA benchmark (scripts/gpu_check.py), then the default
+# model's training run (recipes/train_default.py) until the window's end. Results go to $OUT:
+#   gpu_check.json, run.log, default.safetensors.part-* (join with `cat`), default.batch.jpg
+# Env: TRAIN_MIN (minutes of training), INIT + STEP (continue from a checkpoint), SKIP_CHECK=1.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/ckpt
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name())"
+  if [ "${SKIP_CHECK:-0}" != 1 ]; then
+    timeout 240 python3 scripts/gpu_check.py --out "$OUT/gpu_check.json" --time-budget "${CHECK_BUDGET:-150}"
+    echo "gpu_check exit $?"
+  fi
+  init_args=()
+  if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" --step "${STEP:-0}"); fi
+  timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
+    --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}"
+  echo "train exit $?"
+} 2>&1 | tee "$OUT/run.log"
+if [ -f /tmp/ckpt/default.safetensors ]; then
+  split -b 15000000 -d /tmp/ckpt/default.safetensors "$OUT/default.safetensors.part-"
+  cp /tmp/ckpt/default.batch.jpg "$OUT/" 2>/dev/null || true
+  sha256sum /tmp/ckpt/default.safetensors | tee -a "$OUT/run.log"
+fi
+ls -la "$OUT"
