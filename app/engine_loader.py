@@ -135,6 +135,8 @@ def load_engine(request: EngineRequest) -> LoadedEngine:
         messages.append(f"Could not start the model on {device} ({exc}): running on the CPU.")
         engine = MattingEngine.load(path, EngineOptions(device="cpu", use_cra=request.use_cra,
                                                         threads=request.threads))
+    for message in messages:  # the engine logs its own notes; log only ours
+        log.warning(message)
     for note in getattr(engine, "notes", []):
         if note not in messages:
             messages.append(note)
@@ -142,6 +144,4 @@ def load_engine(request: EngineRequest) -> LoadedEngine:
     description = f"{getattr(engine, 'device', device)}, torch, " + (
         str(weights) if weights else "random weights (untrained)"
     )
-    for message in messages:
-        log.warning(message)
     return LoadedEngine(engine, messages, description)

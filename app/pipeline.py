@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -79,6 +80,7 @@ class Pipeline:
         self._last_message: tuple[str, str] | None = None
         self.source_info: SourceInfo | None = None
         self.stats = PipelineStats()
+        self._done_times: deque[float] = deque(maxlen=30)  # worker-only: finish times for the FPS figure
 
     # ----------------------------------------------------------------------------------------------- events
     def _emit(self, level: str, topic: str, message: str, reason: str = "") -> None:
@@ -136,18 +138,34 @@ class Pipeline:
         return self._capture is not None and self._capture.source_open
 
     def stop(self, timeout: float = 1.0) -> bool:
-        """Stop both threads, release the camera and close every sink. True if all stopped within ``timeout``."""
+        """Stop both threads, release the camera and close every sink, all within ``timeout`` seconds.
+
+        The camera is released by the capture thread as soon as its current read returns. If the worker is
+        still inside a slow model call when time runs out, the sinks (virtual camera, recorder) are closed
+        from here; the worker then drops its frame and exits. Returns True if both threads ended in time.
+        """
         deadline = time.monotonic() + timeout
         self._stop.set()
         if self._capture is not None:
             self._capture.stop()
-        for thread in (self._capture, self._worker):
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            self._capture.join(max(0.0, deadline - time.monotonic() - 0.1))
+        if self._worker is not None:
+            self._worker.join(max(0.0, deadline - time.monotonic() - 0.1))
+            if self._worker.is_alive():
+                log.info("the model is mid-frame: closing the outputs without waiting for it")
+                for sink in list(self._sinks):
+                    self._close_sink(sink)
         stopped = not any(t is not None and t.is_alive() for t in (self._capture, self._worker))
         if not stopped:
-            log.warning("pipeline threads still busy after %.1f s; they will exit after the current frame", timeout)
+            log.info("pipeline threads will exit after the current frame")
         return stopped
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to end (after ``stop``): lets a process exit only once the model call is done."""
+        for thread in (self._capture, self._worker):
+            if thread is not None:
+                thread.join(timeout)
+        return not any(t is not None and t.is_alive() for t in (self._capture, self._worker))
 
     # --------------------------------------------------------------------------- changes between frames
     def call_soon(self, fn: Callable[[], None]) -> None:
@@ -181,6 +199,7 @@ class Pipeline:
     def set_engine(self, engine: MatteEngine) -> None:
         def apply() -> None:
             self.processor.engine = engine
+            self._done_times.clear()  # the old engine's speed says nothing about the new one
 
         self.call_soon(apply)
 
@@ -209,8 +228,7 @@ class Pipeline:
                 self._emit("error", "pipeline", f"could not apply a change: {exc}")
 
     def _work(self) -> None:
-        fps_ema = 0.0
-        last_done = None
+        done_times = self._done_times
         try:
             while not self._stop.is_set():
                 self._apply_commands()
@@ -226,12 +244,8 @@ class Pipeline:
                     log.exception("processing failed")
                     self._emit("error", "pipeline", f"processing failed: {exc}")
                     result = self.processor.passthrough(item.frame, item.index, str(exc))
-                now = time.monotonic()
-                if last_done is not None:
-                    inst = 1.0 / max(now - last_done, 1e-6)
-                    fps_ema = inst if fps_ema == 0.0 else 0.8 * fps_ema + 0.2 * inst
-                last_done = now
-                result.fps, result.dropped = fps_ema, self._slot.dropped
+                fps = self._measure_fps(done_times, time.monotonic())
+                result.fps, result.dropped = fps, self._slot.dropped
                 # Grab-to-composite latency, and the sinks' time of the previous frame (this one's is not done).
                 result.timings_ms["latency"] = (time.monotonic() - item.timestamp) * 1e3
                 result.timings_ms["sinks"] = self.stats.last_timings_ms.get("sinks", 0.0)
@@ -247,21 +261,32 @@ class Pipeline:
                         self._emit("error", f"sink:{sink.name}", f"{sink.name} failed: {exc}")
                         self._drop_sink(sink)
                 timings = {**result.timings_ms, "sinks": (time.perf_counter() - t_sinks) * 1e3}
-                self.stats = PipelineStats(self.stats.frames + 1, fps_ema, self._slot.dropped, timings)
+                self.stats = PipelineStats(self.stats.frames + 1, fps, self._slot.dropped, timings)
         finally:
-            for sink in self._sinks:
-                try:
-                    sink.close()
-                except Exception:
-                    log.exception("closing %s failed", sink.name)
+            for sink in list(self._sinks):
+                self._close_sink(sink)
 
-    def _drop_sink(self, sink: Sink) -> None:
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+    @staticmethod
+    def _measure_fps(done_times: deque[float], now: float, window_s: float = 2.0) -> float:
+        """Frames finished per second over the last ``window_s`` seconds (at least the last two frames)."""
+        done_times.append(now)
+        while len(done_times) > 2 and now - done_times[0] > window_s:
+            done_times.popleft()
+        if len(done_times) < 2:
+            return 0.0
+        return (len(done_times) - 1) / max(done_times[-1] - done_times[0], 1e-6)
+
+    @staticmethod
+    def _close_sink(sink: Sink) -> None:
         try:
             sink.close()
         except Exception:
             log.exception("closing %s failed", sink.name)
+
+    def _drop_sink(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+        self._close_sink(sink)
 
     @property
     def sinks(self) -> tuple[Sink, ...]:

@@ -76,7 +76,8 @@ def stats_lines(preview: PreviewFrame, use_cra: bool) -> list[str]:
     """Short lines for the preview's overlay: FPS and per-stage milliseconds."""
     t = preview.timings_ms
     w, h = preview.full_size
-    lines = [f"{preview.fps:4.1f} FPS   {w}x{h}   CRA {'on' if use_cra else 'off'}   dropped {preview.dropped}"]
+    fps = f"{preview.fps:4.1f} FPS" if preview.fps > 0 else "-- FPS"
+    lines = [f"{fps}   {w}x{h}   CRA {'on' if use_cra else 'off'}   dropped {preview.dropped}"]
     stages = "   ".join(f"{k} {t[k]:.0f}" for k in ("coarse", "knn", "refine") if k in t)
     lines.append(f"matte {t.get('matte', 0):.0f} ms" + (f"  ({stages})" if stages else ""))
     lines.append(f"smooth {t.get('smooth', 0):.0f}   composite {t.get('composite', 0):.0f}   "

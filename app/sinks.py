@@ -63,6 +63,9 @@ class VirtualCameraSink:
         self.backend = backend or None
         self.device = device or None
         self._cam: Any = None
+        # send() runs on the worker, close() may come from the GUI thread at shutdown: one lock for both.
+        self._lock = threading.Lock()
+        self._closed = False
         self.status = "stopped"
 
     def _open(self, width: int, height: int) -> None:
@@ -83,29 +86,39 @@ class VirtualCameraSink:
         self.status = f"on: {self._cam.device} ({width}x{height} @ {self.fps:g} fps, {self._cam.backend})"
         log.info("virtual camera %s", self.status)
 
+    def _release(self) -> None:
+        if self._cam is not None:
+            self._cam.close()
+            self._cam = None
+
     def send(self, result: FrameResult) -> None:
         frame = result.composite
         h, w = frame.shape[:2]
-        if self._cam is not None and (self._cam.width, self._cam.height) != (w, h):
-            self.close()
-        if self._cam is None:
-            self._open(w, h)
-        try:
-            self._cam.send(frame)
-        except Exception as exc:
-            self.close()
-            self.status = "failed"
-            raise SinkError(f"virtual camera stopped: {exc}") from exc
+        with self._lock:
+            if self._closed:  # closed from another thread while this frame was being made
+                return
+            if self._cam is not None and (self._cam.width, self._cam.height) != (w, h):
+                self._release()
+            if self._cam is None:
+                self._open(w, h)
+            try:
+                self._cam.send(frame)
+            except Exception as exc:
+                self._release()
+                self.status = "failed"
+                raise SinkError(f"virtual camera stopped: {exc}") from exc
 
     @property
     def is_open(self) -> bool:
         return self._cam is not None
 
     def close(self) -> None:
-        if self._cam is not None:
-            self._cam.close()
-            self._cam = None
-            self.status = "stopped"
+        """Release the device for good (safe from any thread; later sends are ignored)."""
+        with self._lock:
+            self._closed = True
+            self._release()
+            if self.status.startswith("on"):
+                self.status = "stopped"
 
 
 class CallbackSink:
@@ -140,27 +153,35 @@ class RecorderSink:
         self.fps = fps if fps > 0 else 30.0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         self.frames_written = 0
 
     def send(self, result: FrameResult) -> None:
         frame = result.composite
         size = (frame.shape[1], frame.shape[0])
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
-            if not writer.isOpened():
-                raise SinkError(f"cannot write {self.path} with the {self.fourcc} codec")
-            self._writer, self._size = writer, size
-        if size != self._size:  # the source changed resolution: keep the file consistent
-            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(frame)
-        self.frames_written += 1
+        with self._lock:
+            if self._closed:
+                return
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+                if not writer.isOpened():
+                    raise SinkError(f"cannot write {self.path} with the {self.fourcc} codec")
+                self._writer, self._size = writer, size
+            if size != self._size:  # the source changed resolution: keep the file consistent
+                frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+            self._writer.write(frame)
+            self.frames_written += 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            log.info("recorded %d frames to %s", self.frames_written, self.path)
+        """Finish the file (safe from any thread; later sends are ignored)."""
+        with self._lock:
+            self._closed = True
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+                log.info("recorded %d frames to %s", self.frames_written, self.path)
 
 
 class PreviewSink:

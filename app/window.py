@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QPushButton,
     QScrollArea,
@@ -166,10 +168,11 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(370)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(400)
         root.addWidget(scroll)
         self.setCentralWidget(central)
-        self.resize(1340, 780)
+        self.resize(1320, 900)
 
     def _build_source_group(self) -> QGroupBox:
         box = QGroupBox("Camera")
@@ -259,6 +262,12 @@ class MainWindow(QMainWindow):
     def _build_output_group(self) -> QGroupBox:
         box = QGroupBox("Output")
         form = QFormLayout(box)
+        self.vcam_backend_combo = QComboBox()
+        self.vcam_backend_combo.addItem("Automatic", "")
+        for name in self._virtual_camera_backends():
+            self.vcam_backend_combo.addItem(name, name)
+        self.vcam_device_edit = QLineEdit()
+        self.vcam_device_edit.setPlaceholderText("automatic (e.g. /dev/video10)")
         self.vcam_button = QPushButton("Start virtual camera")
         self.vcam_button.setCheckable(True)
         self.vcam_status = QLabel("stopped")
@@ -267,11 +276,22 @@ class MainWindow(QMainWindow):
         self.record_button.setCheckable(True)
         self.record_status = QLabel("")
         self.record_status.setWordWrap(True)
+        form.addRow("Backend", self.vcam_backend_combo)
+        form.addRow("Device", self.vcam_device_edit)
         form.addRow(self.vcam_button)
         form.addRow("Virtual camera", self.vcam_status)
         form.addRow(self.record_button)
         form.addRow(self.record_status)
         return box
+
+    @staticmethod
+    def _virtual_camera_backends() -> list[str]:
+        """pyvirtualcam's backends on this OS (v4l2loopback on Linux; obs / unitycapture elsewhere)."""
+        try:
+            from pyvirtualcam.camera import BACKENDS
+        except ImportError:
+            return []
+        return list(BACKENDS)
 
     def _populate_sources(self) -> None:
         combo = self.source_combo
@@ -283,6 +303,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         if s.source_kind == "camera" and all(str(c.device) != s.camera for c in cameras):
             combo.addItem(f"camera {s.camera} (not found)", ("camera", s.camera))
+        combo.addItem("Other camera (index or device path)...", ("camera", None))
         combo.addItem("Demo clip (bundled)", ("demo", ""))
         if s.source_kind in ("video", "image") and s.source_path:
             combo.addItem(Path(s.source_path).name, (s.source_kind, s.source_path))
@@ -299,7 +320,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         widgets = (self.source_combo, self.resolution_combo, self.fps_combo, self.mode_combo, self.blur_slider,
                    self.cra_check, self.smoothing_slider, self.device_combo, self.backend_combo, self.cap_combo,
-                   self.view_combo, self.mirror_check)
+                   self.view_combo, self.mirror_check, self.vcam_backend_combo, self.vcam_device_edit)
         for w in widgets:
             w.blockSignals(True)
         current = {"camera": ("camera", s.camera), "demo": ("demo", "")}.get(s.source_kind,
@@ -326,6 +347,10 @@ class MainWindow(QMainWindow):
         self._select_combo_data(self.cap_combo, s.max_model_side)
         self._select_combo_data(self.view_combo, s.preview_view)
         self.mirror_check.setChecked(s.mirror_preview)
+        if s.virtual_camera_backend and self.vcam_backend_combo.findData(s.virtual_camera_backend) < 0:
+            self.vcam_backend_combo.addItem(s.virtual_camera_backend, s.virtual_camera_backend)
+        self._select_combo_data(self.vcam_backend_combo, s.virtual_camera_backend)
+        self.vcam_device_edit.setText(s.virtual_camera_device)
         if s.background_mode == "image":
             self.gallery.select_path(s.background_path or str(default_background() or ""))
         for w in widgets:
@@ -351,6 +376,10 @@ class MainWindow(QMainWindow):
         self.view_combo.currentIndexChanged.connect(self._on_view)
         self.mirror_check.toggled.connect(self._on_mirror)
         self.vcam_button.toggled.connect(self.set_virtual_camera)
+        self.vcam_backend_combo.currentIndexChanged.connect(
+            lambda: self._update(virtual_camera_backend=self.vcam_backend_combo.currentData()))
+        self.vcam_device_edit.editingFinished.connect(
+            lambda: self._update(virtual_camera_device=self.vcam_device_edit.text().strip()))
         self.record_button.toggled.connect(self.set_recording)
 
     def _install_hotkeys(self) -> None:
@@ -361,7 +390,7 @@ class MainWindow(QMainWindow):
             "R": self.record_button.toggle,
             "B": self.toggle_blur,
         }
-        for i, key in enumerate(VIEW_LABELS, start=1):
+        for i in range(1, len(VIEW_LABELS) + 1):
             bindings[str(i)] = lambda i=i: self.view_combo.setCurrentIndex(i - 1)
         self._shortcuts = []
         for key, fn in bindings.items():
@@ -490,7 +519,14 @@ class MainWindow(QMainWindow):
         if not data:
             return
         kind, location = data
-        if location is None:  # "Video file..." / "Picture...": ask for the file
+        if location is None and kind == "camera":
+            text, ok = QInputDialog.getText(self, "Camera", "Camera index (0, 1, ...) or device path:",
+                                            text=self.settings.camera)
+            if not ok or not text.strip():
+                self._apply_settings_to_widgets()
+                return
+            location = text.strip()
+        elif location is None:  # "Video file..." / "Picture...": ask for the file
             suffixes = VIDEO_SUFFIXES if kind == "video" else IMAGE_SUFFIXES
             path, _ = QFileDialog.getOpenFileName(self, "Open", "", f"Media ({' '.join('*' + s for s in suffixes)})")
             if not path:

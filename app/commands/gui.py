@@ -68,20 +68,24 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot:
         status["code"] = 1  # until the screenshot is saved
         deadline_ms = 180_000
-        waited = {"ms": 0}
+        waited = {"ms": 0, "first": -1}
         timer = QTimer(window, interval=200)
 
         def check() -> None:
             waited["ms"] += 200
             last = window._last_preview
             ready = window.engine_info is not None and last is not None and not last.warning
-            if ready and window.preview.frames_shown >= args.frames:
+            if ready and waited["first"] < 0:
+                waited["first"] = window.preview.frames_shown  # count only frames from the real model
+            if ready and window.preview.frames_shown - waited["first"] >= args.frames:
+                timer.stop()
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 if window.grab().save(str(args.screenshot)):
                     print(f"saved {args.screenshot}")
                     status["code"] = 0
                 window.close()
             elif waited["ms"] > deadline_ms:
+                timer.stop()
                 print("error: no composited frame arrived in time for the screenshot", file=sys.stderr)
                 window.close()
 
@@ -89,4 +93,5 @@ def run(args: argparse.Namespace) -> int:
         timer.start()
     app.exec()
     window.shutdown()
+    window.pipeline.join(30.0)  # outputs are closed already; let a running model call finish before exit
     return status["code"]

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
 from app.backgrounds import BackgroundError, aspect_fill, read_image
 
-THUMB = QSize(112, 63)
+THUMB = QSize(96, 54)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 

@@ -310,3 +310,22 @@ def test_engine_that_rejects_a_size_gets_a_padded_frame():
 def test_to_bgr8_rejects_nonsense_shapes():
     with pytest.raises(ValueError, match="shape"):
         to_bgr8(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_stop_releases_outputs_in_time_even_when_the_model_is_mid_frame(fake_vcam):
+    from app.sinks import VirtualCameraSink
+
+    engine = FakeEngine(delay_s=2.0)  # a 4K frame on a slow CPU
+    source = CountingSource(fps=30)
+    sink = VirtualCameraSink(backend="fake")
+    pipeline = Pipeline(engine, FrameProcessor(engine, Compositor()), [sink])
+    pipeline.start(lambda: source)
+    assert wait_until(lambda: engine.calls >= 1, timeout=10)  # frame 1 done, the worker is inside frame 2
+    assert wait_until(lambda: len(fake_vcam.frames) == 1)
+    t0 = time.monotonic()
+    pipeline.stop(timeout=1.0)
+    assert time.monotonic() - t0 < 1.05
+    assert source.closed  # camera released
+    assert not sink.is_open and fake_vcam.closed == 1  # virtual camera released
+    assert pipeline.join(5.0)  # the worker ends once its model call returns ...
+    assert len(fake_vcam.frames) == 1  # ... and sends nothing after the close

@@ -226,8 +226,9 @@ def test_missing_virtual_camera_device_is_explained_and_preview_keeps_running(qt
     window, _collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="demo",
                                                                         virtual_camera_backend="missing"))
     window.vcam_button.click()
-    qtbot.waitUntil(lambda: window.vcam_status.text() == "unavailable", timeout=5000)
-    assert "v4l2loopback" in window.notice.text and "exclusive_caps=1" in window.notice.text
+    qtbot.waitUntil(lambda: "v4l2loopback" in window.notice.text, timeout=5000)
+    assert "exclusive_caps=1" in window.notice.text
+    assert window.vcam_status.text() == "unavailable"
     assert not window.vcam_button.isChecked()
     shown = window.preview.frames_shown
     qtbot.waitUntil(lambda: window.preview.frames_shown > shown + 2, timeout=5000)
