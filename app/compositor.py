@@ -28,24 +28,31 @@ def uncertain_band(alpha: np.ndarray) -> np.ndarray:
     return (alpha > BAND_LO) & (alpha < BAND_HI)
 
 
-def _blur_fusion_pass(
-    image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int
+def _blur_estimates(
+    fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One blur-fusion step (float32 arrays, colours in [0, 255]): smoothed F and B, then the F correction."""
+    """Local alpha-weighted means of F and (1 - alpha)-weighted means of B (float32, box radius ``radius``)."""
     k = (2 * radius + 1, 2 * radius + 1)
     a = alpha[..., None]
     blur_a = cv2.blur(alpha, k)[..., None]
     fg_hat = cv2.blur(fg * a, k) / (blur_a + 1e-5)
     bg_hat = cv2.blur(bg * (1.0 - a), k) / ((1.0 - blur_a) + 1e-5)
-    fg_new = fg_hat + a * (image - a * fg_hat - (1.0 - a) * bg_hat)
-    return np.clip(fg_new, 0.0, 255.0), bg_hat
+    return fg_hat, bg_hat
+
+
+def _correct(image: np.ndarray, alpha: np.ndarray, fg_hat: np.ndarray, bg_hat: np.ndarray) -> np.ndarray:
+    """The blur-fusion update F = F^ + a (I - a F^ - (1 - a) B^), clipped to [0, 255]."""
+    a = alpha[..., None]
+    return np.clip(fg_hat + a * (image - a * fg_hat - (1.0 - a) * bg_hat), 0.0, 255.0)
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Foreground colours (H, W, 3 uint8): camera pixels, with the uncertain band's colours de-mixed.
 
-    Pass 1 (large radius) runs at a quarter of the size to get smooth F and B estimates cheaply; pass 2 (small
-    radius) runs at full size, only over the bounding box of the band.
+    Pass 1 (large radius) runs at a quarter of the size for smooth first F and B estimates. Pass 2 (small
+    radius) averages over the band's bounding box at a resolution where its radius is still >= 3 px (full size
+    up to 720p, coarser above: the averages are smooth anyway), and the final per-pixel correction uses the
+    full-size picture and alpha, only at the band's pixels.
     """
     band = uncertain_band(alpha)
     if not band.any():
@@ -53,30 +60,41 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     h, w = alpha.shape
     ys, xs = np.nonzero(band.any(axis=1))[0], np.nonzero(band.any(axis=0))[0]
     r_small = max(3, round(min(h, w) / 120))
-    y0, y1 = max(0, ys[0] - 2 * r_small), min(h, ys[-1] + 2 * r_small + 1)
-    x0, x1 = max(0, xs[0] - 2 * r_small), min(w, xs[-1] + 2 * r_small + 1)
+    margin = 2 * r_small
+    y0, y1 = max(0, ys[0] - margin), min(h, ys[-1] + margin + 1)
+    x0, x1 = max(0, xs[0] - margin), min(w, xs[-1] + margin + 1)
 
-    factor = 4 if min(h, w) >= 64 else 1
-    small_size = (max(1, w // factor), max(1, h // factor))
-    img_s = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    a_s = cv2.resize(alpha, small_size, interpolation=cv2.INTER_AREA)
-    r_large = max(2, round(min(h, w) / 12 / factor))
-    fg_s, bg_s = _blur_fusion_pass(img_s, img_s, img_s, a_s, r_large)
-    crop_size = (x1 - x0, y1 - y0)
-    # Upscale only the crop's part of the coarse estimates.
-    sx, sy = small_size[0] / w, small_size[1] / h
-    affine = np.array([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]], np.float32)
-    fg1 = cv2.warpAffine(fg_s, affine, crop_size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REPLICATE)
-    bg1 = cv2.warpAffine(bg_s, affine, crop_size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REPLICATE)
+    # Pass 1 at 1/4 size.
+    f1 = 4 if min(h, w) >= 64 else 1
+    size1 = (max(1, w // f1), max(1, h // f1))
+    img1 = cv2.resize(image, size1, interpolation=cv2.INTER_AREA).astype(np.float32)
+    a1 = cv2.resize(alpha, size1, interpolation=cv2.INTER_AREA)
+    fg_hat1, bg_hat1 = _blur_estimates(img1, img1, a1, max(2, round(min(h, w) / 12 / f1)))
+    fg1 = _correct(img1, a1, fg_hat1, bg_hat1)
 
-    img_c = image[y0:y1, x0:x1].astype(np.float32)
+    # Pass 2 over the band's bounding box, at 1/f2 size.
+    f2 = max(1, round(min(h, w) / 720))
+    cw, ch = x1 - x0, y1 - y0
+    size2 = (max(1, cw // f2), max(1, ch // f2))
+    img_c = image[y0:y1, x0:x1]
     a_c = alpha[y0:y1, x0:x1]
-    fg2, _ = _blur_fusion_pass(img_c, fg1, bg1, a_c, r_small)
+    scale1 = (size1[0] / w, size1[1] / h)
+    # Resample the pass-1 fields onto the pass-2 grid: pixel (u, v) of that grid covers full-frame pixels
+    # starting at (x0 + f2 u, y0 + f2 v).
+    affine = np.array([[scale1[0] * f2, 0, (x0 + f2 / 2) * scale1[0] - 0.5],
+                       [0, scale1[1] * f2, (y0 + f2 / 2) * scale1[1] - 0.5]], np.float32)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    fg1_c = cv2.warpAffine(fg1, affine, size2, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    bg1_c = cv2.warpAffine(bg_hat1, affine, size2, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    a2 = a_c if f2 == 1 else cv2.resize(a_c, size2, interpolation=cv2.INTER_AREA)
+    fg_hat2, bg_hat2 = _blur_estimates(fg1_c, bg1_c, a2, max(2, round(r_small / f2)))
+
+    # Final correction at the band's pixels, full size.
+    by, bx = np.nonzero(band[y0:y1, x0:x1])
+    gy, gx = np.minimum(by // f2, size2[1] - 1), np.minimum(bx // f2, size2[0] - 1)
+    fg_b = _correct(img_c[by, bx].astype(np.float32), a_c[by, bx], fg_hat2[gy, gx], bg_hat2[gy, gx])
     out = image.copy()
-    band_c = band[y0:y1, x0:x1]
-    out[y0:y1, x0:x1][band_c] = (fg2[band_c] + 0.5).astype(np.uint8)
+    out[y0 + by, x0 + bx] = (fg_b + 0.5).astype(np.uint8)
     return out
 
 

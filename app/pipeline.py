@@ -129,7 +129,7 @@ class Pipeline:
         self._slot.clear()
         self.source_info = None
         self._last_message = None
-        self.call_soon(self.processor.smoother.reset)
+        self.call_soon(lambda: self.processor.smoother.reset())
         if self.running:
             self._start_capture(open_source)
 

@@ -734,6 +734,8 @@ class MainWindow(QMainWindow):
             return
         if event.reason in ("no_camera", "busy") and self.settings.source_kind == "camera":
             self.source_info_label.setText("no picture")
+            self.preview.show_placeholder(f"{event.message}\n\nPick another camera on the right, "
+                                          "or use the bundled demo clip (button above).")
             self.notice.show_message(event.level, f"{event.message} The app keeps trying; meanwhile you can "
                                      "watch the bundled demo clip.", ("Use the demo clip", self.use_demo_clip),
                                      topic="source")

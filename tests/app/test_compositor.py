@@ -42,8 +42,9 @@ def test_alpha_zero_gives_exactly_the_background_and_alpha_one_exactly_the_frame
     assert np.array_equal(out[alpha == 1], image[alpha == 1])
 
 
-def test_foreground_estimation_removes_the_old_background_from_edges():
-    image, alpha, F = disc_scene()
+@pytest.mark.parametrize(("h", "w", "edge"), [(240, 320, 8), (1080, 1920, 24)], ids=["small", "1080p"])
+def test_foreground_estimation_removes_the_old_background_from_edges(h, w, edge):
+    image, alpha, F = disc_scene(h, w, edge=edge)  # 1080p takes the reduced-resolution second pass
     band = (alpha > 0.05) & (alpha < 0.95)
     naive_error = np.abs(image[band].astype(np.float32) - F[band]).mean()
     est = estimate_foreground(image, alpha)

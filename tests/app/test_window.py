@@ -241,6 +241,7 @@ def test_no_camera_offers_the_demo_clip(qtbot, tmp_path):
     qtbot.waitUntil(lambda: "No camera found" in window.notice.text, timeout=5000)
     assert window.notice.action_button.isVisible()
     assert window.notice.action_button.text() == "Use the demo clip"
+    assert "No camera found" in window.preview._placeholder and not window.preview.has_frame
     assert collector.count() == 0
     window.notice.action_button.click()
     wait_frames(qtbot, collector, 3)
