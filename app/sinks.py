@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -140,11 +141,17 @@ FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJP
 
 
 class RecorderSink:
-    """Writes composites to a video file; opened on the first frame with that frame's size."""
+    """Writes composites to a video file; opened on the first frame with that frame's size.
+
+    ``realtime=True`` (live recording) keeps the file's timeline equal to wall-clock time: when the model
+    delivers fewer frames than the file's ``fps``, each frame is repeated for as long as it was on screen, so a
+    recording made at 6 processed frames per second does not play back five times too fast.
+    ``realtime=False`` (``mattecam render``) writes every frame exactly once.
+    """
 
     name = "recorder"
 
-    def __init__(self, path: str | Path, fps: float = 30.0) -> None:
+    def __init__(self, path: str | Path, fps: float = 30.0, realtime: bool = False) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC_BY_SUFFIX:
@@ -155,7 +162,20 @@ class RecorderSink:
         self._size: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self.realtime = realtime
+        self._start = 0.0
         self.frames_written = 0
+
+    def _copies_due(self) -> int:
+        """How many times to write the next frame so the file keeps pace with the clock (live mode)."""
+        if not self.realtime:
+            return 1
+        now = time.monotonic()
+        if self.frames_written == 0:
+            self._start = now
+            return 1
+        due = int((now - self._start) * self.fps) + 1 - self.frames_written
+        return min(due, int(5 * self.fps))  # a long stall shows as (at most) a 5 s freeze
 
     def send(self, result: FrameResult) -> None:
         frame = result.composite
@@ -169,10 +189,14 @@ class RecorderSink:
                 if not writer.isOpened():
                     raise SinkError(f"cannot write {self.path} with the {self.fourcc} codec")
                 self._writer, self._size = writer, size
+            copies = self._copies_due()
+            if copies <= 0:  # faster than the file's frame rate: skip this one
+                return
             if size != self._size:  # the source changed resolution: keep the file consistent
                 frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
-            self._writer.write(frame)
-            self.frames_written += 1
+            for _ in range(copies):
+                self._writer.write(frame)
+            self.frames_written += copies
 
     def close(self) -> None:
         """Finish the file (safe from any thread; later sends are ignored)."""

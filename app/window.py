@@ -436,6 +436,9 @@ class MainWindow(QMainWindow):
         if loaded is None:
             self.engine_label.setText("no model")
             self.notice.show_message("error", f"The matting model could not be started: {error}")
+            placeholder = LoadingEngine()  # keeps hiding the room: better no person than an unmasked room
+            placeholder.status_message = "No matting model: see the message above"
+            self.pipeline.set_engine(placeholder)
             return
         loaded.engine.use_cra = self.settings.use_cra  # the user may have toggled it while loading
         self.engine_info = loaded
@@ -687,7 +690,7 @@ class MainWindow(QMainWindow):
             path = folder / time.strftime("mattecam-%Y%m%d-%H%M%S.mp4")
             fps = self.pipeline.source_info.fps if self.pipeline.source_info else float(self.settings.fps)
             try:
-                self.recorder = RecorderSink(path, fps=fps)
+                self.recorder = RecorderSink(path, fps=fps, realtime=True)
             except SinkError as exc:
                 self.notice.show_message("error", str(exc))
             else:

@@ -132,3 +132,39 @@ def test_recorder_writes_a_readable_video(tmp_path):
 def test_recorder_rejects_containers_it_cannot_encode(tmp_path):
     with pytest.raises(SinkError, match="cannot record"):
         RecorderSink(tmp_path / "x.gif")
+
+
+def test_live_recording_keeps_wall_clock_time_when_frames_come_slowly(tmp_path, monkeypatch):
+    """At 5 processed frames per second, a 20 fps file must repeat each frame ~4x to play at real speed."""
+    clock = {"t": 100.0}
+    monkeypatch.setattr("app.sinks.time.monotonic", lambda: clock["t"])
+    sink = RecorderSink(tmp_path / "live.avi", fps=20, realtime=True)
+    for i in range(5):
+        frame = np.full((48, 64, 3), 40 * i, np.uint8)
+        sink.send(result_of(frame))
+        clock["t"] += 0.2
+    sink.close()
+    assert sink.frames_written == 1 + 4 * 4  # one second of video for one second of wall clock (+ first frame)
+    frames = read_back(tmp_path / "live.avi")
+    assert len(frames) == 17
+    values = [int(f[0, 0, 0]) for f in frames]
+    expected = [0] + [40] * 4 + [80] * 4 + [120] * 4 + [160] * 4  # each frame held for its 0.2 s
+    assert np.abs(np.array(values) - expected).max() < 10
+
+
+def test_offline_recording_writes_each_frame_once(tmp_path):
+    sink = RecorderSink(tmp_path / "r.avi", fps=20)
+    for _ in range(3):
+        sink.send(result_of(np.zeros((16, 16, 3), np.uint8)))
+    sink.close()
+    assert sink.frames_written == 3
+
+
+def read_back(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return frames
+        frames.append(f)

@@ -386,3 +386,28 @@ def test_closing_the_window_stops_everything_within_a_second(qtbot, fake_vcam):
     assert elapsed < 1.0
     assert released and fake_vcam.closed == 1
     assert not any(t.name.startswith("mattecam-") for t in threading.enumerate())
+
+
+def test_recording_from_the_window_writes_a_playable_file(qtbot, tmp_path):
+    window, collector, _ = make_window(qtbot, settings=AppSettings(source_kind="demo", record_dir=str(tmp_path)))
+    wait_frames(qtbot, collector)
+    qtbot.keyClick(window, Qt.Key.Key_R)  # hotkey starts recording
+    assert window.record_button.isChecked() and "recording to" in window.record_status.text()
+    wait_frames(qtbot, collector, 4)
+    window.record_button.click()
+    assert not window.record_button.isChecked()
+    files = list(tmp_path.glob("mattecam-*.mp4"))
+    assert len(files) == 1
+    qtbot.waitUntil(lambda: len(read_frames(files[0])) >= 3, timeout=3000)
+    assert read_frames(files[0])[0].shape == (480, 640, 3)
+    window.close()
+
+
+def read_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
