@@ -13,13 +13,12 @@ An export directory holds ``coarse.onnx``, ``refine_cra.onnx``, ``refine_nocra.o
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from matting_core.backends.onnx_manifest import COARSE_FILE, REFINE_FILES, ExportManifest
 from matting_core.model import PortraitMattingModel, pad_frame
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-COARSE_FILE = "coarse.onnx"
-REFINE_FILES = {True: "refine_cra.onnx", False: "refine_nocra.onnx"}
 OPSET = 18
 
 
@@ -81,31 +78,6 @@ class RefineNoCra(nn.Module):
 
 def refine_stage(model: PortraitMattingModel, use_cra: bool) -> nn.Module:
     return RefineCra(model) if use_cra else RefineNoCra(model)
-
-
-@dataclass(frozen=True)
-class ExportManifest:
-    width: int
-    height: int
-    budget: int | None
-    knn_k: int
-    model_config: dict
-    files: dict[str, str]
-    max_abs_diff: dict[str, float] = field(default_factory=dict)
-    torch_version: str = torch.__version__
-    opset: int = OPSET
-
-    def save(self, directory: Path) -> Path:
-        path = directory / MANIFEST
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
-        return path
-
-    @classmethod
-    def load(cls, directory: str | Path) -> ExportManifest:
-        path = Path(directory) / MANIFEST
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory} holds no ONNX export ({MANIFEST} missing): run `mattecam export-onnx`")
-        return cls(**json.loads(path.read_text()))
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
@@ -208,7 +180,7 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
             None if dyn is None else {"patches": {0: "regions"}})
     log.info("exported %dx%d (budget %s) to %s in %.1f s", width, height, budget, out, time.perf_counter() - t0)
     manifest = ExportManifest(width=width, height=height, budget=budget, knn_k=k,
-                              model_config=model.cfg.to_dict(),
+                              model_config=model.cfg.to_dict(), torch_version=torch.__version__, opset=OPSET,
                               files={"coarse": COARSE_FILE, "refine_cra": REFINE_FILES[True],
                                      "refine_nocra": REFINE_FILES[False]})
     if check:

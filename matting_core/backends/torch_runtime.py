@@ -6,8 +6,9 @@ Why each piece:
 - channels-last: the coarse decoder's convolutions get Swin's NHWC features without a layout copy.
 - fused attention: timm ships Swin's ``scaled_dot_product_attention`` path but keeps it off by default
   ("experimental"); it is switched on here per module. CRA already uses SDPA.
-- a fixed region budget makes every shape static (top-K cells, pairwise KNN on the device, no host sync),
-  which is what lets one CUDA graph replay the whole frame -> alpha pass with one launch.
+- a fixed region budget makes every shape static (top-K cells, the same count in every image), so the
+  neighbour search is one batched distance + top-k with no host sync (:func:`knn_fixed_count`), and one
+  CUDA graph can replay the whole frame -> alpha pass with one launch (:func:`static_forward`).
 - pinned host buffers make uploads/downloads asynchronous DMA instead of staged pageable copies.
 
 On the CPU (or with ``cuda_graph=False``) the same class runs eagerly, which keeps it testable here.
@@ -23,9 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from matting_core.gpu_composite import composite_torch
-from matting_core.model import PortraitMattingModel
+from matting_core.model import PortraitMattingModel, pad_frame
+from matting_core.neighbours import Neighbours
+from matting_core.regions import crop_patches, paste_patches, select_top_k
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,62 @@ def enable_fused_attention(model: torch.nn.Module, enabled: bool = True) -> int:
             m.fused_attn = enabled
             count += 1
     return count
+
+
+def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours:
+    """k nearest regions when every image has the same number of regions (a fixed budget), with no host sync.
+
+    ``coords`` (N, 2) cells grouped by image, N = batch_size * m. Same contract as
+    ``matting_core.neighbours.find_neighbours`` (self excluded; when m <= k the missing slots point at the
+    region itself and are flagged invalid). Squared distances of integer cells are exact in float32.
+    """
+    n = coords.shape[0]
+    m = n // batch_size
+    if m * batch_size != n:
+        raise ValueError(f"{n} regions do not split evenly over {batch_size} images")
+    own = torch.arange(n, device=coords.device)[:, None].expand(n, k).clone()
+    valid = torch.zeros(n, k, dtype=torch.bool, device=coords.device)
+    kk = min(k, m - 1)
+    if kk <= 0:
+        return Neighbours(own, valid)
+    c = coords.float().view(batch_size, m, 2)
+    d2 = (c[:, :, None, :] - c[:, None, :, :]).square().sum(-1)  # (B, m, m)
+    d2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+    j = torch.topk(d2, kk, dim=2, largest=False).indices  # (B, m, kk)
+    j = j + (torch.arange(batch_size, device=coords.device) * m)[:, None, None]
+    own[:, :kk] = j.reshape(n, kk)
+    valid[:, :kk] = True
+    return Neighbours(own, valid)
+
+
+def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int, use_cra: bool,
+                   clock: Any = None) -> tuple[torch.Tensor, int]:
+    """``PortraitMattingModel.forward`` for a fixed region budget, free of host syncs (CUDA-graph safe).
+
+    The same steps as the model's own forward (pad, coarse, top-K regions, crop, KNN, refine, paste) with
+    the batched fixed-count KNN instead of the general one; returns the alpha (B, 1, H, W) and the region
+    count. A test pins it to the model's forward.
+    """
+    cfg = model.cfg
+    r = cfg.region_size
+    padded, h, w = pad_frame(image, cfg.patch_size)
+    coarse = model.coarse(padded)
+    up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=r, mode="bilinear", align_corners=False)
+    regions = select_top_k(coarse.trimap_logits, budget)
+    patches = crop_patches(torch.cat([padded, up], dim=1), regions, r)
+    if clock is not None:
+        clock.mark("coarse")
+    if use_cra:
+        nb = knn_fixed_count(regions.coords, image.shape[0], cfg.knn_k)
+        if clock is not None:
+            clock.mark("knn")
+        refined = model.refiner(patches, regions.coords, nb.index, nb.valid)
+    else:
+        refined = model.refiner(patches)
+    alpha = paste_patches(up, refined, regions, r)
+    if clock is not None:
+        clock.mark("refine")
+    return alpha[..., :h, :w], len(regions)
 
 
 class _DeviceMaskCache:
@@ -141,13 +201,16 @@ class TorchRuntime:
         image = frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         if self.options.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        knn = "pairwise" if self.is_cuda else "auto"
+        budget = self.options.region_budget
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None,
                             cache_enabled=False), device_window_masks(self._masks):
-            out = self.model(image, use_cra=self.options.use_cra, region_budget=self.options.region_budget,
-                             knn=knn, clock=clock)
-        self.last_region_count = out.regions.batch.shape[0]
-        return out.alpha.float()
+            if budget is not None:
+                alpha, self.last_region_count = static_forward(self.model, image, budget, self.options.use_cra, clock)
+            else:
+                knn = "pairwise" if self.is_cuda else "auto"
+                out = self.model(image, use_cra=self.options.use_cra, knn=knn, clock=clock)
+                alpha, self.last_region_count = out.alpha, len(out.regions)
+        return alpha.float()
 
     @torch.inference_mode()
     def matte_tensor(self, frame_u8: torch.Tensor, clock: Any = None) -> torch.Tensor:

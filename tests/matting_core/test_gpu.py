@@ -130,3 +130,39 @@ def test_runtime_rejects_bad_frames_and_options(model):
                                                  channels_last=False))
     with pytest.raises(ValueError, match="uint8"):
         rt.upload(np.zeros((8, 8, 3), np.float32))
+
+
+@pytest.mark.parametrize("use_cra", [True, False])
+def test_static_forward_is_the_models_forward_with_a_budget(model, use_cra):
+    """The CUDA-graph path re-composes the forward pass; it must give exactly the model's result."""
+    from matting_core.backends.torch_runtime import static_forward
+
+    x = torch.rand(2, 3, 232, 248, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        want = model(x, use_cra=use_cra, region_budget=50, knn="kdtree").alpha
+        got, n = static_forward(model, x, 50, use_cra)
+    assert n == 100
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)  # tied neighbours may come in another order
+
+
+@pytest.mark.parametrize("m", [1, 3, 9, 40])
+def test_fixed_count_knn_matches_the_kdtree(m):
+    """Same neighbour distances as the paper's KD-tree for every region (ties may pick other cells)."""
+    from matting_core.backends.torch_runtime import knn_fixed_count
+    from matting_core.neighbours import knn_kdtree
+
+    g = torch.Generator().manual_seed(m)
+    coords = torch.cat([torch.randperm(30 * 30, generator=g)[:m] for _ in range(2)])
+    coords = torch.stack([coords // 30, coords % 30], 1)
+    batch = torch.arange(2).repeat_interleave(m)
+    fast, ref = knn_fixed_count(coords, 2, 8), knn_kdtree(coords, batch, 8)
+    assert torch.equal(fast.valid, ref.valid)
+    assert torch.equal(batch[fast.index], batch[:, None].expand(-1, 8))  # never crosses images
+
+    def dists(nb):
+        d = (coords[nb.index] - coords[:, None]).float().norm(dim=-1)
+        return torch.where(nb.valid, d, torch.zeros_like(d)).sort(dim=1).values
+
+    torch.testing.assert_close(dists(fast), dists(ref))
+    own = torch.arange(2 * m)[:, None].expand(-1, 8)
+    assert torch.equal(fast.index[~fast.valid], own[~fast.valid])

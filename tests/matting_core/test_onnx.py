@@ -113,3 +113,13 @@ def test_missing_export_says_how_to_make_one(tmp_path):
 def test_coarse_from_a_different_size_is_refused(model, export_dir, tmp_path):
     with pytest.raises(ValueError, match=f"is a {W}x{H} export"):
         export_onnx(model, tmp_path / "x", W + 16, H, budget=10, coarse_from=export_dir)
+
+
+def test_onnx_engine_does_not_import_torch():
+    """Without torch the ONNX Runtime backend stays ~500 MB lighter (what keeps 4K under the peer's memory)."""
+    import subprocess
+    import sys
+
+    code = "import sys, matting_core.backends.onnx_engine; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,38 @@
+"""What an ONNX export directory holds (``manifest.json``); torch-free so the ONNX Runtime engine can read it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+COARSE_FILE = "coarse.onnx"
+REFINE_FILES = {True: "refine_cra.onnx", False: "refine_nocra.onnx"}
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """Sizes, budget, model config and the measured ONNX-vs-PyTorch agreement of one export directory."""
+
+    width: int
+    height: int
+    budget: int | None
+    knn_k: int
+    model_config: dict
+    files: dict[str, str]
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    torch_version: str = ""
+    opset: int = 0
+
+    def save(self, directory: Path) -> Path:
+        path = directory / MANIFEST
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ExportManifest:
+        path = Path(directory) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} holds no ONNX export ({MANIFEST} missing): run `mattecam export-onnx`")
+        return cls(**json.loads(path.read_text()))
