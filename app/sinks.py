@@ -46,7 +46,7 @@ def virtual_camera_help(error: str = "") -> str:
     else:
         how = "Windows needs OBS Studio (its virtual camera) or Unity Capture installed."
     detail = f" (details: {error.strip().splitlines()[0]})" if error.strip() else ""
-    return f"Virtual camera unavailable. {how} The preview keeps running.{detail}"
+    return f"Virtual camera unavailable. {how}{detail}"
 
 
 class VirtualCameraSink:
@@ -86,6 +86,13 @@ class VirtualCameraSink:
             raise SinkError(virtual_camera_help(str(exc))) from exc
         self.status = f"on: {self._cam.device} ({width}x{height} @ {self.fps:g} fps, {self._cam.backend})"
         log.info("virtual camera %s", self.status)
+
+    def open(self, width: int, height: int) -> None:
+        """Open the device now (``send`` would open it on the first frame); ``SinkError`` if it cannot."""
+        with self._lock:
+            self._release()
+            self._closed = False
+            self._open(width, height)
 
     def _release(self) -> None:
         if self._cam is not None:

@@ -719,7 +719,7 @@ class MainWindow(QMainWindow):
             self.vcam_sink = None
             self.vcam_status.setText("unavailable")
             self._sync_toggle(self.vcam_button, False, "Stop virtual camera", "Start virtual camera")
-            self.notice.show_message("error", event.message)
+            self.notice.show_message("error", f"{event.message}\nThe preview keeps running.")
         elif event.topic == "sink:recorder":
             self.recorder = None
             self.record_status.setText("recording stopped")

@@ -55,8 +55,10 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
     loaded = load_engine(EngineRequest(model_path=args.model, device=args.device, use_cra=not args.no_cra,
                                        threads=args.threads, backend=args.backend, onnx_dir=args.onnx_dir))
+    logged_by_engine = set(getattr(loaded.engine, "notes", []))
     for message in loaded.messages:
-        print(f"warning: {message}", file=sys.stderr)
+        if message not in logged_by_engine:
+            print(f"warning: {message}", file=sys.stderr)
     print(f"model: {loaded.description}; CRA {'off' if args.no_cra else 'on'}", file=sys.stderr)
     return loaded.engine
 

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from app.pipeline import Pipeline, PipelineEvent
     from app.processing import FrameProcessor
     from app.settings import RESOLUTIONS
-    from app.sinks import VirtualCameraSink
+    from app.sinks import SinkError, VirtualCameraSink
     from app.smoothing import TemporalSmoother
     from app.sources import SourceError, SourceSpec, make_source
 
@@ -75,18 +75,22 @@ def run(args: argparse.Namespace) -> int:
         probe.close()
     print(f"source: {info.description}" + (f" ({info.note})" if info.note else ""), file=sys.stderr)
 
+    vcam = VirtualCameraSink(fps=info.fps, backend=args.vcam_backend, device=args.vcam_device)
+    try:
+        vcam.open(info.width, info.height)  # before the slow model load: no device, no point
+    except SinkError as exc:
+        return _fail(str(exc), 3)
+    print(f"virtual camera {vcam.status}", file=sys.stderr)
+
     engine = engine_from_args(args)
     fatal = threading.Event()
     failure: list[str] = []
 
-    def on_event(event: PipelineEvent) -> None:
-        stream = sys.stderr if event.level != "info" else sys.stdout
-        print(f"{event.level}: {event.message}", file=stream, flush=True)
+    def on_event(event: PipelineEvent) -> None:  # the pipeline already logs every event
         if event.topic == "sink:virtual camera":
             failure.append(event.message)
             fatal.set()
 
-    vcam = VirtualCameraSink(fps=info.fps, backend=args.vcam_backend, device=args.vcam_device)
     processor = FrameProcessor(engine, Compositor(background), TemporalSmoother(args.smoothing),
                                args.max_model_side)
     pipeline = Pipeline(engine, processor, [vcam], on_event=on_event)
@@ -105,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
         print("stopping", file=sys.stderr)
     finally:
         pipeline.stop()
-    if failure:
+    if failure:  # already logged as an error by the pipeline
         return 3
     return 0

@@ -227,7 +227,7 @@ def test_missing_virtual_camera_device_is_explained_and_preview_keeps_running(qt
                                                                         virtual_camera_backend="missing"))
     window.vcam_button.click()
     qtbot.waitUntil(lambda: "v4l2loopback" in window.notice.text, timeout=5000)
-    assert "exclusive_caps=1" in window.notice.text
+    assert "exclusive_caps=1" in window.notice.text and "preview keeps running" in window.notice.text
     assert window.vcam_status.text() == "unavailable"
     assert not window.vcam_button.isChecked()
     shown = window.preview.frames_shown
