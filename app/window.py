@@ -20,16 +20,12 @@ from PySide6.QtWidgets import (
     QColorDialog,
     QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QPushButton,
     QScrollArea,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -46,7 +42,7 @@ from app.settings import RESOLUTIONS, AppSettings, save_settings
 from app.sinks import PreviewSink, RecorderSink, SinkError, VirtualCameraSink
 from app.smoothing import TemporalSmoother
 from app.sources import CameraEntry, FrameSource, SourceInfo, SourceSpec, list_cameras, make_source
-from app.widgets.gallery import BackgroundGallery
+from app.widgets.controls import ControlPanel, select_data
 from app.widgets.notice import NoticeBar
 from app.widgets.preview import PreviewWidget
 
@@ -55,9 +51,6 @@ log = logging.getLogger(__name__)
 EngineFactory = Callable[[EngineRequest], LoadedEngine]
 SourceFactory = Callable[[SourceSpec], FrameSource]
 
-BACKGROUND_MODE_LABELS = {"image": "Picture", "blur": "Blur my room", "color": "Solid colour",
-                          "video": "Video", "none": "None (original)"}
-MODEL_SIDE_CAPS = {"Full resolution": 3840, "Up to 1080p": 1920, "Up to 720p (lighter on the CPU)": 1280}
 MIRROR_NOTE = ("Mirroring changes this preview only. Meeting apps mirror your self-view themselves, "
                "and the others in the call always see you the right way round.")
 HOTKEYS = {"C": "CRA on/off", "M": "mirror preview", "V": "virtual camera", "B": "blur on/off",
@@ -154,19 +147,15 @@ class MainWindow(QMainWindow):
         left.addLayout(row)
         root.addLayout(left, 1)
 
-        panel = QWidget()
-        side = QVBoxLayout(panel)
-        side.addWidget(self._build_source_group())
-        side.addWidget(self._build_background_group())
-        side.addWidget(self._build_matting_group())
-        side.addWidget(self._build_output_group())
-        keys = QLabel("Hotkeys: " + " · ".join(f"{k} {v}" for k, v in HOTKEYS.items()))
-        keys.setWordWrap(True)
-        keys.setStyleSheet("color: gray;")
-        side.addWidget(keys)
-        side.addStretch(1)
+        self.controls = ControlPanel("Hotkeys: " + " · ".join(f"{k} {v}" for k, v in HOTKEYS.items()))
+        self._populate_sources()
+        problems = self.controls.gallery.add_pictures(bundled_backgrounds())
+        user_pictures = [p for p in self.settings.user_backgrounds if Path(p).is_file()]
+        problems += self.controls.gallery.add_pictures(user_pictures)
+        for problem in problems:
+            log.warning(problem)
         scroll = QScrollArea()
-        scroll.setWidget(panel)
+        scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFixedWidth(400)
@@ -174,220 +163,51 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(1320, 900)
 
-    def _build_source_group(self) -> QGroupBox:
-        box = QGroupBox("Camera")
-        form = QFormLayout(box)
-        self.source_combo = QComboBox()
-        self.resolution_combo = QComboBox()
-        for label in RESOLUTIONS:
-            self.resolution_combo.addItem(label, label)
-        self.fps_combo = QComboBox()
-        for fps in (15, 24, 30, 60):
-            self.fps_combo.addItem(f"{fps} fps", fps)
-        self.source_info_label = QLabel("opening...")
-        self.source_info_label.setWordWrap(True)
-        form.addRow("Source", self.source_combo)
-        form.addRow("Resolution", self.resolution_combo)
-        form.addRow("Frame rate", self.fps_combo)
-        form.addRow("Delivers", self.source_info_label)
-        self._populate_sources()
-        return box
-
-    def _build_background_group(self) -> QGroupBox:
-        box = QGroupBox("Background")
-        layout = QVBoxLayout(box)
-        self.mode_combo = QComboBox()
-        for key, label in BACKGROUND_MODE_LABELS.items():
-            self.mode_combo.addItem(label, key)
-        layout.addWidget(self.mode_combo)
-        self.gallery = BackgroundGallery()
-        problems = self.gallery.add_pictures(bundled_backgrounds())
-        problems += self.gallery.add_pictures([p for p in self.settings.user_backgrounds if Path(p).is_file()])
-        for problem in problems:
-            log.warning(problem)
-        layout.addWidget(self.gallery)
-        self.add_picture_button = QPushButton("Add picture...")
-        layout.addWidget(self.add_picture_button)
-        blur_row = QHBoxLayout()
-        self.blur_slider = QSlider(Qt.Orientation.Horizontal)
-        self.blur_slider.setRange(0, 100)
-        self.blur_value = QLabel()
-        blur_row.addWidget(QLabel("Blur"))
-        blur_row.addWidget(self.blur_slider, 1)
-        blur_row.addWidget(self.blur_value)
-        layout.addLayout(blur_row)
-        other_row = QHBoxLayout()
-        self.color_button = QPushButton("Colour...")
-        self.video_button = QPushButton("Video...")
-        other_row.addWidget(self.color_button)
-        other_row.addWidget(self.video_button)
-        layout.addLayout(other_row)
-        return box
-
-    def _build_matting_group(self) -> QGroupBox:
-        box = QGroupBox("Matting")
-        form = QFormLayout(box)
-        self.cra_check = QCheckBox("Cross Region Attention")
-        self.cra_check.setToolTip("Lets each refined edge region look at its neighbours: cleaner hair and "
-                                  "edges, a little slower. Takes effect on the next frame.")
-        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
-        self.smoothing_slider.setRange(0, 90)
-        self.smoothing_slider.setToolTip("Calms edge flicker: averages the alpha over time only in the uncertain "
-                                         "band and only where the picture does not move.")
-        self.device_combo = QComboBox()
-        self.device_combo.addItem("CPU", "cpu")
-        self.device_combo.addItem("GPU (CUDA)", "cuda")
-        self.backend_combo = QComboBox()
-        self.backend_combo.addItem("PyTorch", "torch")
-        self.backend_combo.addItem("ONNX Runtime", "onnxruntime")
-        self.cap_combo = QComboBox()
-        for label, side in MODEL_SIDE_CAPS.items():
-            self.cap_combo.addItem(label, side)
-        self.engine_label = QLabel("loading...")
-        self.engine_label.setWordWrap(True)
-        self.model_button = QPushButton("Model file...")
-        self.onnx_button = QPushButton("ONNX folder...")
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_button)
-        model_row.addWidget(self.onnx_button)
-        form.addRow(self.cra_check)
-        form.addRow("Smoothing", self.smoothing_slider)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Backend", self.backend_combo)
-        form.addRow("Matting size", self.cap_combo)
-        form.addRow("Running", self.engine_label)
-        form.addRow(model_row)
-        return box
-
-    def _build_output_group(self) -> QGroupBox:
-        box = QGroupBox("Output")
-        form = QFormLayout(box)
-        self.vcam_backend_combo = QComboBox()
-        self.vcam_backend_combo.addItem("Automatic", "")
-        for name in self._virtual_camera_backends():
-            self.vcam_backend_combo.addItem(name, name)
-        self.vcam_device_edit = QLineEdit()
-        self.vcam_device_edit.setPlaceholderText("automatic (e.g. /dev/video10)")
-        self.vcam_button = QPushButton("Start virtual camera")
-        self.vcam_button.setCheckable(True)
-        self.vcam_status = QLabel("stopped")
-        self.vcam_status.setWordWrap(True)
-        self.record_button = QPushButton("Start recording")
-        self.record_button.setCheckable(True)
-        self.record_status = QLabel("")
-        self.record_status.setWordWrap(True)
-        form.addRow("Backend", self.vcam_backend_combo)
-        form.addRow("Device", self.vcam_device_edit)
-        form.addRow(self.vcam_button)
-        form.addRow("Virtual camera", self.vcam_status)
-        form.addRow(self.record_button)
-        form.addRow(self.record_status)
-        return box
-
-    @staticmethod
-    def _virtual_camera_backends() -> list[str]:
-        """pyvirtualcam's backends on this OS (v4l2loopback on Linux; obs / unitycapture elsewhere)."""
-        try:
-            from pyvirtualcam.camera import BACKENDS
-        except ImportError:
-            return []
-        return list(BACKENDS)
-
     def _populate_sources(self) -> None:
-        combo = self.source_combo
-        combo.blockSignals(True)
-        combo.clear()
-        cameras = self._camera_lister()
-        for cam in cameras:
-            combo.addItem(cam.label, ("camera", str(cam.device)))
-        s = self.settings
-        if s.source_kind == "camera" and all(str(c.device) != s.camera for c in cameras):
-            combo.addItem(f"camera {s.camera} (not found)", ("camera", s.camera))
-        combo.addItem("Other camera (index or device path)...", ("camera", None))
-        combo.addItem("Demo clip (bundled)", ("demo", ""))
-        if s.source_kind in ("video", "image") and s.source_path:
-            combo.addItem(Path(s.source_path).name, (s.source_kind, s.source_path))
-        combo.addItem("Video file...", ("video", None))
-        combo.addItem("Picture...", ("image", None))
-        combo.blockSignals(False)
-
-    def _select_combo_data(self, combo: QComboBox, data: object) -> None:
-        index = combo.findData(data)
-        if index >= 0:
-            combo.setCurrentIndex(index)
+        self.controls.populate_sources(self._camera_lister(), self.settings)
 
     def _apply_settings_to_widgets(self) -> None:
         s = self.settings
-        widgets = (self.source_combo, self.resolution_combo, self.fps_combo, self.mode_combo, self.blur_slider,
-                   self.cra_check, self.smoothing_slider, self.device_combo, self.backend_combo, self.cap_combo,
-                   self.view_combo, self.mirror_check, self.vcam_backend_combo, self.vcam_device_edit)
-        for w in widgets:
-            w.blockSignals(True)
-        current = {"camera": ("camera", s.camera), "demo": ("demo", "")}.get(s.source_kind,
-                                                                             (s.source_kind, s.source_path))
-        self._select_combo_data(self.source_combo, current)
-        label = next((k for k, v in RESOLUTIONS.items() if v == (s.width, s.height)), None)
-        if label is None:
-            self.resolution_combo.addItem(f"{s.width}x{s.height}", f"{s.width}x{s.height}")
-            label = f"{s.width}x{s.height}"
-        self._select_combo_data(self.resolution_combo, label)
-        if self.fps_combo.findData(s.fps) < 0:
-            self.fps_combo.addItem(f"{s.fps} fps", s.fps)
-        self._select_combo_data(self.fps_combo, s.fps)
-        self._select_combo_data(self.mode_combo, s.background_mode)
-        self.blur_slider.setValue(s.blur_strength)
-        self.blur_value.setText(str(s.blur_strength))
-        self.cra_check.setChecked(s.use_cra)
-        self.smoothing_slider.setValue(round(s.temporal_smoothing * 100))
-        self._select_combo_data(self.device_combo, s.device)
-        self._select_combo_data(self.backend_combo, s.engine_backend)
-        cap_index = self.cap_combo.findData(s.max_model_side)
-        if cap_index < 0:
-            self.cap_combo.addItem(f"Up to {s.max_model_side} px", s.max_model_side)
-        self._select_combo_data(self.cap_combo, s.max_model_side)
-        self._select_combo_data(self.view_combo, s.preview_view)
+        self.controls.show_settings(s)
+        for widget in (self.view_combo, self.mirror_check):
+            widget.blockSignals(True)
+        select_data(self.view_combo, s.preview_view)
         self.mirror_check.setChecked(s.mirror_preview)
-        if s.virtual_camera_backend and self.vcam_backend_combo.findData(s.virtual_camera_backend) < 0:
-            self.vcam_backend_combo.addItem(s.virtual_camera_backend, s.virtual_camera_backend)
-        self._select_combo_data(self.vcam_backend_combo, s.virtual_camera_backend)
-        self.vcam_device_edit.setText(s.virtual_camera_device)
-        if s.background_mode == "image":
-            self.gallery.select_path(s.background_path or str(default_background() or ""))
-        for w in widgets:
-            w.blockSignals(False)
+        for widget in (self.view_combo, self.mirror_check):
+            widget.blockSignals(False)
 
     def _connect_widgets(self) -> None:
-        self.source_combo.currentIndexChanged.connect(self._on_source_combo)
-        self.resolution_combo.currentIndexChanged.connect(self._on_capture_format)
-        self.fps_combo.currentIndexChanged.connect(self._on_capture_format)
-        self.mode_combo.currentIndexChanged.connect(lambda: self.set_background_mode(self.mode_combo.currentData()))
-        self.gallery.picked.connect(self.pick_background)
-        self.add_picture_button.clicked.connect(self._on_add_picture)
-        self.blur_slider.valueChanged.connect(self.set_blur_strength)
-        self.color_button.clicked.connect(self._on_pick_color)
-        self.video_button.clicked.connect(self._on_pick_video)
-        self.cra_check.toggled.connect(self.set_use_cra)
-        self.smoothing_slider.valueChanged.connect(lambda v: self.set_smoothing(v / 100.0))
-        self.device_combo.currentIndexChanged.connect(self._on_engine_choice)
-        self.backend_combo.currentIndexChanged.connect(self._on_engine_choice)
-        self.cap_combo.currentIndexChanged.connect(self._on_model_cap)
-        self.model_button.clicked.connect(self._on_pick_model)
-        self.onnx_button.clicked.connect(self._on_pick_onnx_dir)
+        self.controls.source_combo.currentIndexChanged.connect(self._on_source_combo)
+        self.controls.resolution_combo.currentIndexChanged.connect(self._on_capture_format)
+        self.controls.fps_combo.currentIndexChanged.connect(self._on_capture_format)
+        self.controls.mode_combo.currentIndexChanged.connect(lambda: self.set_background_mode(self.controls.mode_combo.currentData()))
+        self.controls.gallery.picked.connect(self.pick_background)
+        self.controls.add_picture_button.clicked.connect(self._on_add_picture)
+        self.controls.blur_slider.valueChanged.connect(self.set_blur_strength)
+        self.controls.color_button.clicked.connect(self._on_pick_color)
+        self.controls.video_button.clicked.connect(self._on_pick_video)
+        self.controls.cra_check.toggled.connect(self.set_use_cra)
+        self.controls.smoothing_slider.valueChanged.connect(lambda v: self.set_smoothing(v / 100.0))
+        self.controls.device_combo.currentIndexChanged.connect(self._on_engine_choice)
+        self.controls.backend_combo.currentIndexChanged.connect(self._on_engine_choice)
+        self.controls.cap_combo.currentIndexChanged.connect(self._on_model_cap)
+        self.controls.model_button.clicked.connect(self._on_pick_model)
+        self.controls.onnx_button.clicked.connect(self._on_pick_onnx_dir)
         self.view_combo.currentIndexChanged.connect(self._on_view)
         self.mirror_check.toggled.connect(self._on_mirror)
-        self.vcam_button.toggled.connect(self.set_virtual_camera)
-        self.vcam_backend_combo.currentIndexChanged.connect(
-            lambda: self._update(virtual_camera_backend=self.vcam_backend_combo.currentData()))
-        self.vcam_device_edit.editingFinished.connect(
-            lambda: self._update(virtual_camera_device=self.vcam_device_edit.text().strip()))
-        self.record_button.toggled.connect(self.set_recording)
+        self.controls.vcam_button.toggled.connect(self.set_virtual_camera)
+        self.controls.vcam_backend_combo.currentIndexChanged.connect(
+            lambda: self._update(virtual_camera_backend=self.controls.vcam_backend_combo.currentData()))
+        self.controls.vcam_device_edit.editingFinished.connect(
+            lambda: self._update(virtual_camera_device=self.controls.vcam_device_edit.text().strip()))
+        self.controls.record_button.toggled.connect(self.set_recording)
 
     def _install_hotkeys(self) -> None:
         bindings = {
-            "C": self.cra_check.toggle,
+            "C": self.controls.cra_check.toggle,
             "M": self.mirror_check.toggle,
-            "V": self.vcam_button.toggle,
-            "R": self.record_button.toggle,
+            "V": self.controls.vcam_button.toggle,
+            "R": self.controls.record_button.toggle,
             "B": self.toggle_blur,
         }
         for i in range(1, len(VIEW_LABELS) + 1):
@@ -417,7 +237,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         request = EngineRequest(model_path=s.model_path, device=s.device, backend=s.engine_backend,
                                 use_cra=s.use_cra, onnx_dir=s.onnx_dir)
-        self.engine_label.setText(f"loading ({s.device}, {s.engine_backend})...")
+        self.controls.engine_label.setText(f"loading ({s.device}, {s.engine_backend})...")
 
         def work() -> None:
             try:
@@ -434,7 +254,7 @@ class MainWindow(QMainWindow):
         if generation != self._engine_generation or self._closed:
             return  # a newer request superseded this one
         if loaded is None:
-            self.engine_label.setText("no model")
+            self.controls.engine_label.setText("no model")
             self.notice.show_message("error", f"The matting model could not be started: {error}")
             placeholder = LoadingEngine()  # keeps hiding the room: better no person than an unmasked room
             placeholder.status_message = "No matting model: see the message above"
@@ -443,7 +263,7 @@ class MainWindow(QMainWindow):
         loaded.engine.use_cra = self.settings.use_cra  # the user may have toggled it while loading
         self.engine_info = loaded
         self.pipeline.set_engine(loaded.engine)
-        self.engine_label.setText(loaded.description)
+        self.controls.engine_label.setText(loaded.description)
         if loaded.messages:
             self.notice.show_message("warning", "\n".join(loaded.messages))
 
@@ -452,7 +272,7 @@ class MainWindow(QMainWindow):
         return self.pipeline.processor.engine
 
     def _on_engine_choice(self) -> None:
-        self._update(device=self.device_combo.currentData(), engine_backend=self.backend_combo.currentData())
+        self._update(device=self.controls.device_combo.currentData(), engine_backend=self.controls.backend_combo.currentData())
         self._load_engine()
 
     def set_model_path(self, path: str) -> None:
@@ -462,7 +282,7 @@ class MainWindow(QMainWindow):
 
     def set_onnx_dir(self, path: str) -> None:
         self._update(onnx_dir=path, engine_backend="onnxruntime")
-        self._select_combo_data(self.backend_combo, "onnxruntime")
+        select_data(self.controls.backend_combo, "onnxruntime")
         self._load_engine()
 
     def _on_pick_model(self) -> None:
@@ -476,15 +296,15 @@ class MainWindow(QMainWindow):
             self.set_onnx_dir(path)
 
     def _on_model_cap(self) -> None:
-        self._update(max_model_side=int(self.cap_combo.currentData()))
+        self._update(max_model_side=int(self.controls.cap_combo.currentData()))
         self.pipeline.set_max_model_side(self.settings.max_model_side)
 
     def set_use_cra(self, enabled: bool) -> None:
         """CRA on/off: the worker applies it before its next frame."""
         self._update(use_cra=bool(enabled))
         self.pipeline.set_use_cra(bool(enabled))
-        if self.cra_check.isChecked() != enabled:
-            self.cra_check.setChecked(enabled)
+        if self.controls.cra_check.isChecked() != enabled:
+            self.controls.cra_check.setChecked(enabled)
         self.statusBar().showMessage(f"CRA {'on' if enabled else 'off'}", 2000)
 
     def set_smoothing(self, strength: float) -> None:
@@ -508,7 +328,7 @@ class MainWindow(QMainWindow):
         elif kind in ("video", "image"):
             changes["source_path"] = location
         self._update(**changes)
-        self.source_info_label.setText("opening...")
+        self.controls.source_info_label.setText("opening...")
         self.notice.clear("source")
         self._populate_sources()
         self._apply_settings_to_widgets()
@@ -518,7 +338,7 @@ class MainWindow(QMainWindow):
         self.set_source("demo")
 
     def _on_source_combo(self) -> None:
-        data = self.source_combo.currentData()
+        data = self.controls.source_combo.currentData()
         if not data:
             return
         kind, location = data
@@ -539,16 +359,16 @@ class MainWindow(QMainWindow):
         self.set_source(kind, location)
 
     def _on_capture_format(self) -> None:
-        label = self.resolution_combo.currentData()
+        label = self.controls.resolution_combo.currentData()
         w, h = RESOLUTIONS.get(label) or tuple(int(v) for v in str(label).split("x"))
-        self._update(width=w, height=h, fps=int(self.fps_combo.currentData()))
+        self._update(width=w, height=h, fps=int(self.controls.fps_combo.currentData()))
         if self.settings.source_kind == "camera":
-            self.source_info_label.setText("reopening...")
+            self.controls.source_info_label.setText("reopening...")
             self.pipeline.set_source(self._open_current_source)
 
     def _on_source_opened(self, info: SourceInfo) -> None:
         text = info.description + (f"\n{info.note}" if info.note else "")
-        self.source_info_label.setText(text)
+        self.controls.source_info_label.setText(text)
 
     # ----------------------------------------------------------------------------------------- backgrounds
     def _initial_background(self) -> Background:
@@ -576,18 +396,18 @@ class MainWindow(QMainWindow):
         """Use picture ``path`` as the background; on a bad file keep the current one and say why."""
         background = self._try_background(BackgroundSpec(mode="image", path=path))
         if background is None:
-            self.gallery.select_path(self.settings.background_path)
+            self.controls.gallery.select_path(self.settings.background_path)
             return False
         self.pipeline.set_background(background)
         self._update(background_mode="image", background_path=path)
         self._sync_mode_combo()
-        self.gallery.select_path(path)
+        self.controls.gallery.select_path(path)
         return True
 
     def add_background_file(self, path: str) -> bool:
         """'Add picture': check the file, put it in the gallery, remember it, and use it."""
         try:
-            self.gallery.add_picture(path)
+            self.controls.gallery.add_picture(path)
         except BackgroundError as exc:
             self.notice.show_message("error", f"{exc}. Keeping the current background.")
             return False
@@ -616,12 +436,12 @@ class MainWindow(QMainWindow):
         return True
 
     def _sync_mode_combo(self) -> None:
-        self.mode_combo.blockSignals(True)
-        self._select_combo_data(self.mode_combo, self.settings.background_mode)
-        self.mode_combo.blockSignals(False)
+        self.controls.mode_combo.blockSignals(True)
+        select_data(self.controls.mode_combo, self.settings.background_mode)
+        self.controls.mode_combo.blockSignals(False)
 
     def set_blur_strength(self, value: int) -> None:
-        self.blur_value.setText(str(value))
+        self.controls.blur_value.setText(str(value))
         self._update(blur_strength=int(value))
         if self.settings.background_mode == "blur":
             self.set_background_mode("blur")
@@ -675,12 +495,12 @@ class MainWindow(QMainWindow):
             self.vcam_sink = VirtualCameraSink(fps=fps, backend=self.settings.virtual_camera_backend or None,
                                                device=self.settings.virtual_camera_device or None)
             self.pipeline.add_sink(self.vcam_sink)
-            self.vcam_status.setText("starting...")
+            self.controls.vcam_status.setText("starting...")
         elif not on and self.vcam_sink is not None:
             self.pipeline.remove_sink(self.vcam_sink)
             self.vcam_sink = None
-            self.vcam_status.setText("stopped")
-        self._sync_toggle(self.vcam_button, self.vcam_sink is not None,
+            self.controls.vcam_status.setText("stopped")
+        self._sync_toggle(self.controls.vcam_button, self.vcam_sink is not None,
                           "Stop virtual camera", "Start virtual camera")
 
     def set_recording(self, on: bool) -> None:
@@ -695,12 +515,12 @@ class MainWindow(QMainWindow):
                 self.notice.show_message("error", str(exc))
             else:
                 self.pipeline.add_sink(self.recorder)
-                self.record_status.setText(f"recording to {path}")
+                self.controls.record_status.setText(f"recording to {path}")
         elif not on and self.recorder is not None:
             self.pipeline.remove_sink(self.recorder)
-            self.record_status.setText(f"saved {self.recorder.path}")
+            self.controls.record_status.setText(f"saved {self.recorder.path}")
             self.recorder = None
-        self._sync_toggle(self.record_button, self.recorder is not None, "Stop recording", "Start recording")
+        self._sync_toggle(self.controls.record_button, self.recorder is not None, "Stop recording", "Start recording")
 
     @staticmethod
     def _sync_toggle(button: QPushButton, on: bool, on_text: str, off_text: str) -> None:
@@ -717,13 +537,13 @@ class MainWindow(QMainWindow):
             self._on_source_event(event)
         elif event.topic == "sink:virtual camera":
             self.vcam_sink = None
-            self.vcam_status.setText("unavailable")
-            self._sync_toggle(self.vcam_button, False, "Stop virtual camera", "Start virtual camera")
+            self.controls.vcam_status.setText("unavailable")
+            self._sync_toggle(self.controls.vcam_button, False, "Stop virtual camera", "Start virtual camera")
             self.notice.show_message("error", f"{event.message}\nThe preview keeps running.")
         elif event.topic == "sink:recorder":
             self.recorder = None
-            self.record_status.setText("recording stopped")
-            self._sync_toggle(self.record_button, False, "Stop recording", "Start recording")
+            self.controls.record_status.setText("recording stopped")
+            self._sync_toggle(self.controls.record_button, False, "Stop recording", "Start recording")
             self.notice.show_message("error", event.message)
         elif event.level in ("warning", "error"):
             self.notice.show_message(event.level, event.message)
@@ -736,7 +556,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(event.message, 4000)
             return
         if event.reason in ("no_camera", "busy") and self.settings.source_kind == "camera":
-            self.source_info_label.setText("no picture")
+            self.controls.source_info_label.setText("no picture")
             self.preview.show_placeholder(f"{event.message}\n\nPick another camera on the right, "
                                           "or use the bundled demo clip (button above).")
             self.notice.show_message(event.level, f"{event.message} The app keeps trying; meanwhile you can "
@@ -752,7 +572,7 @@ class MainWindow(QMainWindow):
         self._last_preview = preview
         self._render_preview()
         if self.vcam_sink is not None:
-            self.vcam_status.setText(self.vcam_sink.status)
+            self.controls.vcam_status.setText(self.vcam_sink.status)
 
     def _render_preview(self) -> None:
         preview = self._last_preview

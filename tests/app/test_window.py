@@ -74,11 +74,11 @@ def test_window_builds_and_shows_composited_frames(qtbot):
     shown = window.preview.frames_shown
     qtbot.waitUntil(lambda: window.preview.frames_shown >= shown + 2, timeout=5000)
     assert not window._last_preview.warning  # a real composite, not the "loading" placeholder
-    assert window.gallery.count() == len(bundled_backgrounds())
-    assert "Demo clip" in window.source_combo.currentText()
-    assert "640x480" in window.source_info_label.text()
+    assert window.controls.gallery.count() == len(bundled_backgrounds())
+    assert "Demo clip" in window.controls.source_combo.currentText()
+    assert "640x480" in window.controls.source_info_label.text()
     assert engine.calls >= 2
-    assert window.engine_label.text() == "fake engine"
+    assert window.controls.engine_label.text() == "fake engine"
     window.close()
 
 
@@ -86,14 +86,14 @@ def test_toggling_cra_reaches_the_engine(qtbot):
     window, collector, engine = make_window(qtbot)
     wait_frames(qtbot, collector)
     assert engine.use_cra is True
-    window.cra_check.setChecked(False)
+    window.controls.cra_check.setChecked(False)
     qtbot.waitUntil(lambda: engine.use_cra is False, timeout=3000)
     wait_frames(qtbot, collector)
     assert engine.cra_seen[-1] is False
     assert window.settings.use_cra is False
     qtbot.keyClick(window, Qt.Key.Key_C)  # hotkey turns it back on
     qtbot.waitUntil(lambda: engine.use_cra is True, timeout=3000)
-    assert window.cra_check.isChecked()
+    assert window.controls.cra_check.isChecked()
     window.close()
 
 
@@ -102,7 +102,7 @@ def test_picking_a_background_changes_the_composite(qtbot, tmp_path):
     wait_frames(qtbot, collector)
     path = str(write_split_picture(tmp_path / "split.png"))
     assert window.add_background_file(path)
-    assert window.gallery.item_for(path) is not None
+    assert window.controls.gallery.item_for(path) is not None
     qtbot.waitUntil(lambda: isinstance(window.background, ImageBackground)
                     and window.background.description == "split.png", timeout=3000)
     wait_frames(qtbot, collector)
@@ -114,7 +114,7 @@ def test_picking_a_background_changes_the_composite(qtbot, tmp_path):
     assert window.settings.background_path == path and path in window.settings.user_backgrounds
     # Clicking a bundled picture in the gallery switches again.
     bundled = str(bundled_backgrounds()[0])
-    window.gallery.picked.emit(bundled)
+    window.controls.gallery.picked.emit(bundled)
     qtbot.waitUntil(lambda: window.background.description == bundled_backgrounds()[0].name, timeout=3000)
     window.close()
 
@@ -126,11 +126,11 @@ def test_blur_colour_and_none_modes_apply_live(qtbot):
     wait_frames(qtbot, collector)
     result = collector.last()
     assert tuple(result.composite[0, 0]) == (0, 0, 255)
-    window.mode_combo.setCurrentIndex(window.mode_combo.findData("blur"))
+    window.controls.mode_combo.setCurrentIndex(window.controls.mode_combo.findData("blur"))
     qtbot.waitUntil(lambda: window.background.description.startswith("blur"), timeout=3000)
-    window.blur_slider.setValue(80)
+    window.controls.blur_slider.setValue(80)
     qtbot.waitUntil(lambda: window.background.description == "blur 80", timeout=3000)
-    window.mode_combo.setCurrentIndex(window.mode_combo.findData("none"))
+    window.controls.mode_combo.setCurrentIndex(window.controls.mode_combo.findData("none"))
     qtbot.waitUntil(lambda: window.background.description == "none", timeout=3000)
     wait_frames(qtbot, collector)
     assert np.array_equal(collector.last().composite, collector.last().frame)
@@ -148,7 +148,7 @@ def test_unreadable_background_keeps_the_previous_one(qtbot, tmp_path):
     wait_frames(qtbot, collector)
     assert window.background is before
     assert "Keeping the current background" in window.notice.text
-    assert window.gallery.item_for(str(broken)) is None
+    assert window.controls.gallery.item_for(str(broken)) is None
     window.close()
 
 
@@ -163,15 +163,15 @@ def test_video_background(qtbot, tmp_path):
 
 def test_settings_persist_across_runs(qtbot):
     window, _collector, _engine = make_window(qtbot)
-    window.cra_check.setChecked(False)
-    window.smoothing_slider.setValue(50)
+    window.controls.cra_check.setChecked(False)
+    window.controls.smoothing_slider.setValue(50)
     window.view_combo.setCurrentIndex(window.view_combo.findData("alpha"))
     window.close()
     saved, messages = load_settings()
     assert messages == []
     assert (saved.use_cra, saved.temporal_smoothing, saved.preview_view) == (False, 0.5, "alpha")
     again, _, engine2 = make_window(qtbot, settings=saved)
-    assert not again.cra_check.isChecked() and again.view_combo.currentData() == "alpha"
+    assert not again.controls.cra_check.isChecked() and again.view_combo.currentData() == "alpha"
     qtbot.waitUntil(lambda: bool(engine2.cra_seen) and engine2.cra_seen[-1] is False, timeout=5000)
     again.close()
 
@@ -211,25 +211,25 @@ def test_preview_views_and_mirror_affect_only_the_preview(qtbot, fake_vcam):
 def test_virtual_camera_start_stop_through_pyvirtualcam(qtbot, fake_vcam):
     window, _collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="demo",
                                                                         virtual_camera_backend="fake"))
-    window.vcam_button.click()
+    window.controls.vcam_button.click()
     qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 3, timeout=5000)
     assert fake_vcam.opened[0]["width"] == 640 and fake_vcam.opened[0]["height"] == 480
-    qtbot.waitUntil(lambda: window.vcam_status.text().startswith("on:"), timeout=3000)
-    assert window.vcam_button.text() == "Stop virtual camera"
+    qtbot.waitUntil(lambda: window.controls.vcam_status.text().startswith("on:"), timeout=3000)
+    assert window.controls.vcam_button.text() == "Stop virtual camera"
     qtbot.keyClick(window, Qt.Key.Key_V)  # hotkey stops it
     qtbot.waitUntil(lambda: fake_vcam.closed == 1, timeout=3000)
-    assert window.vcam_status.text() == "stopped"
+    assert window.controls.vcam_status.text() == "stopped"
     window.close()
 
 
 def test_missing_virtual_camera_device_is_explained_and_preview_keeps_running(qtbot, fake_vcam):
     window, _collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="demo",
                                                                         virtual_camera_backend="missing"))
-    window.vcam_button.click()
+    window.controls.vcam_button.click()
     qtbot.waitUntil(lambda: "v4l2loopback" in window.notice.text, timeout=5000)
     assert "exclusive_caps=1" in window.notice.text and "preview keeps running" in window.notice.text
-    assert window.vcam_status.text() == "unavailable"
-    assert not window.vcam_button.isChecked()
+    assert window.controls.vcam_status.text() == "unavailable"
+    assert not window.controls.vcam_button.isChecked()
     shown = window.preview.frames_shown
     qtbot.waitUntil(lambda: window.preview.frames_shown > shown + 2, timeout=5000)
     window.close()
@@ -323,7 +323,7 @@ def test_gpu_requested_and_model_file_missing_fall_back_with_messages(qtbot, tmp
     assert result.composite.shape == (64, 96, 3)
     assert {"coarse", "refine"} <= set(result.timings_ms)
     assert window.engine.use_cra is True
-    window.cra_check.setChecked(False)
+    window.controls.cra_check.setChecked(False)
     qtbot.waitUntil(lambda: window.engine.use_cra is False, timeout=5000)
     window.close()
 
@@ -337,7 +337,7 @@ def test_model_that_fails_to_start_is_reported_and_the_window_stays_up(qtbot):
     window.show()
     qtbot.waitUntil(lambda: "could not be started" in window.notice.text, timeout=5000)
     qtbot.waitUntil(lambda: window.preview.frames_shown >= 1, timeout=5000)
-    assert window.engine_label.text() == "no model"
+    assert window.controls.engine_label.text() == "no model"
     window.close()
 
 
@@ -352,9 +352,9 @@ def test_device_change_reloads_the_engine_without_a_restart(qtbot):
     window = MainWindow(AppSettings(source_kind="demo"), engine_factory=factory, camera_lister=list)
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: len(engines) == 1 and window.engine is engines[0][1], timeout=5000)
-    window.device_combo.setCurrentIndex(window.device_combo.findData("cuda"))
+    window.controls.device_combo.setCurrentIndex(window.controls.device_combo.findData("cuda"))
     qtbot.waitUntil(lambda: len(engines) == 2 and window.engine is engines[1][1], timeout=5000)
-    assert engines[1][0].device == "cuda" and window.engine_label.text() == "fake on cuda"
+    assert engines[1][0].device == "cuda" and window.controls.engine_label.text() == "fake on cuda"
     window.close()
 
 
@@ -392,10 +392,10 @@ def test_recording_from_the_window_writes_a_playable_file(qtbot, tmp_path):
     window, collector, _ = make_window(qtbot, settings=AppSettings(source_kind="demo", record_dir=str(tmp_path)))
     wait_frames(qtbot, collector)
     qtbot.keyClick(window, Qt.Key.Key_R)  # hotkey starts recording
-    assert window.record_button.isChecked() and "recording to" in window.record_status.text()
+    assert window.controls.record_button.isChecked() and "recording to" in window.controls.record_status.text()
     wait_frames(qtbot, collector, 4)
-    window.record_button.click()
-    assert not window.record_button.isChecked()
+    window.controls.record_button.click()
+    assert not window.controls.record_button.isChecked()
     files = list(tmp_path.glob("mattecam-*.mp4"))
     assert len(files) == 1
     qtbot.waitUntil(lambda: len(read_frames(files[0])) >= 3, timeout=3000)
