@@ -68,10 +68,18 @@ class BenchCase:
     image: str | None = None
     onnx_dir: str | None = None
     peer: str | None = None
+    scale: float = 1.0
 
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
+
+    @property
+    def inner(self) -> tuple[int, int]:
+        """(width, height) the model sees: the frame at the coarse input ``scale`` (the peer ignores it)."""
+        if self.scale >= 1.0 or self.backend == PEER:
+            return self.width, self.height
+        return max(16, round(self.width * self.scale)), max(16, round(self.height * self.scale))
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -184,6 +192,22 @@ def _stage_summary(timings: list[dict[str, float]]) -> dict[str, float]:
     return {f"{k}_ms": round(_median([t.get(k, 0.0) for t in timings]), 3) for k in keys}
 
 
+def _scaled(fn: Any, case: BenchCase) -> Any:
+    """``fn`` behind the adaptive-quality resize: frame down to the model input, alpha back up (both timed)."""
+    if case.inner == (case.width, case.height):
+        return fn
+    import cv2
+
+    iw, ih = case.inner
+
+    def run(frame: np.ndarray) -> Any:
+        result = fn(cv2.resize(frame, (iw, ih), interpolation=cv2.INTER_AREA))
+        cv2.resize(result.alpha, (case.width, case.height), interpolation=cv2.INTER_LINEAR)
+        return result
+
+    return run
+
+
 class _Frames:
     """Runs ``fn`` on the frame; keeps each result, its wall time and the process CPU time it used.
 
@@ -204,7 +228,8 @@ class _Frames:
             self.cpu_ms.append((time.process_time() - c0) * 1000.0)
 
     def spread(self) -> dict[str, float]:
-        return {"min_ms": round(min(self.wall_ms), 3),
+        """Wall-clock total (frame in, alpha out, resizes included), its spread, and CPU time."""
+        return {"total_ms": round(_median(self.wall_ms), 3), "min_ms": round(min(self.wall_ms), 3),
                 "p90_ms": round(float(np.percentile(self.wall_ms, 90)), 3),
                 "cpu_ms": round(_median(self.cpu_ms), 3)}
 
@@ -213,18 +238,21 @@ def _load_engine(case: BenchCase) -> Any:
     from matting_core.engine import EngineOptions, MattingEngine
 
     opts = EngineOptions(device=case.device, precision=case.precision, use_cra=bool(case.cra),
-                         region_budget=region_budget(case.regions, case.width, case.height), threads=case.threads)
+                         region_budget=region_budget(case.regions, *case.inner), threads=case.threads)
     return MattingEngine.load(case.model, opts)
 
 
 def measure_case(case: BenchCase) -> dict[str, Any]:
     """Run one case in this process and return its JSON-able record (memory: see the module docstring)."""
     frame, frame_name = bench_frame(case.width, case.height, case.image)
-    budget = region_budget(case.regions, case.width, case.height)
+    budget = region_budget(case.regions, *case.inner)
     rec: dict[str, Any] = {"size": case.size, "width": case.width, "height": case.height, "cra": case.cra,
                            "backend": case.backend, "device": case.device, "precision": case.precision,
                            "regions_mode": case.regions, "region_budget": budget, "frame": frame_name,
-                           "repeats": case.repeats, "warmup": case.warmup}
+                           "repeats": case.repeats, "warmup": case.warmup, "coarse_scale": case.scale,
+                           "model_input": "{}x{}".format(*case.inner)}
+    if case.scale < 1.0 and case.device.startswith("cuda"):
+        raise ValueError("--coarse-scale is measured on the CPU backends only")
     if case.backend == PEER:
         rec.update(_measure_peer(case, frame))
     elif case.backend == "torch" and case.device.startswith("cuda"):
@@ -244,9 +272,9 @@ def _measure_torch_cpu(case: BenchCase, frame: np.ndarray, budget: int | None) -
 
     engine = _load_engine(case)
     base = _maxrss_mb()
-    runs = _Frames(engine.matte_detailed, frame, case.warmup, case.repeats)
+    runs = _Frames(_scaled(engine.matte_detailed, case), frame, case.warmup, case.repeats)
     peak = _maxrss_mb()
-    image = engine.to_tensor(frame)
+    image = engine.to_tensor(bench_frame(*case.inner, case.image)[0])
     gflops = count_gflops(engine.model, image, bool(case.cra), budget)
     return {**_stage_summary([r.timings_ms for r in runs.results]), **runs.spread(),
             "regions": int(_median([len(r.regions) for r in runs.results])),
@@ -267,7 +295,7 @@ def _measure_onnxruntime(case: BenchCase, frame: np.ndarray, budget: int | None)
     engine = OnnxMattingEngine(case.onnx_dir, OrtOptions(providers=provider, threads=case.threads),
                                use_cra=bool(case.cra), region_budget=budget)
     base = _maxrss_mb()
-    runs = _Frames(engine.matte_detailed, frame, case.warmup, case.repeats)
+    runs = _Frames(_scaled(engine.matte_detailed, case), frame, case.warmup, case.repeats)
     peak = _maxrss_mb()
     rec = {**_stage_summary([r.timings_ms for r in runs.results]), **runs.spread(),
            "regions": int(_median([len(r.regions) for r in runs.results])),
@@ -275,7 +303,8 @@ def _measure_onnxruntime(case: BenchCase, frame: np.ndarray, budget: int | None)
            "mem_method": "peak RSS of a fresh process (getrusage)", "provider": engine.coarse.provider,
            "threads": case.threads or os.cpu_count(), "onnxruntime": onnxruntime.__version__}
     engine_t = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))  # same graph: same FLOPs
-    rec["gflops"] = round(count_gflops(engine_t.model, engine_t.to_tensor(frame), bool(case.cra), budget), 2)
+    image = engine_t.to_tensor(bench_frame(*case.inner, case.image)[0])
+    rec["gflops"] = round(count_gflops(engine_t.model, image, bool(case.cra), budget), 2)
     rec["trained"] = engine_t.is_trained
     return rec
 
@@ -409,11 +438,12 @@ def ensure_export(case: BenchCase, cache_root: Path) -> Path:
     from matting_core.backends.onnx_export import export_onnx
     from matting_core.backends.onnx_manifest import MANIFEST
 
-    out = cache_root / f"{_model_key(case.model)}-{case.size}"
+    w, h = case.inner
+    out = cache_root / f"{_model_key(case.model)}-{w}x{h}"
     if not (out / MANIFEST).is_file():
         engine = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))
-        log.info("exporting ONNX for %s to %s (once; cached)", case.size, out)
-        export_onnx(engine.model, out, case.width, case.height, budget=None)
+        log.info("exporting ONNX for %dx%d to %s (once; cached)", w, h, out)
+        export_onnx(engine.model, out, w, h, budget=None)
     return out
 
 
@@ -460,7 +490,7 @@ def plan_cases(args: argparse.Namespace) -> tuple[list[BenchCase], list[str]]:
         peer = None
     common: dict[str, Any] = {"device": args.device, "precision": args.precision, "regions": args.regions,
                               "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads,
-                              "model": args.model, "image": args.image}
+                              "model": args.model, "image": args.image, "scale": args.coarse_scale}
     cases = []
     for w, h in sizes:
         if peer is not None:
@@ -540,8 +570,10 @@ def header(args: argparse.Namespace, records: list[dict[str, Any]]) -> str:
     regions = {"auto": "budget 2*(h8+w8) per frame (the authors' fixed top-K rule)",
                "all": "every uncertain cell (content-dependent)"}.get(args.regions, f"budget {args.regions}")
     cpu = f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
+    scale = "" if args.coarse_scale >= 1.0 else (
+        f"; coarse input scale {args.coarse_scale:g} (frame resized down for the model, alpha resized up: both timed)")
     return (f"mattecam bench: device {args.device} ({cpu}), precision {args.precision}, "
-            f"threads {args.threads or 'default'}\nframe: {frame}; regions refined: {regions}; weights: "
+            f"threads {args.threads or 'default'}{scale}\nframe: {frame}; regions refined: {regions}; weights: "
             f"{'trained' if trained else 'RANDOM (untrained) - timings valid, mattes meaningless'}\n"
             f"median of {args.repeats} frames after {args.warmup} warm-up; "
             "x RVM = RVM peer time / ours (> 1 = faster), same runtime and device")
@@ -560,6 +592,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto = fixed budget 2*(h8+w8); all = every uncertain cell; N = top-N budget")
     p.add_argument("--repeats", type=int, default=10, help="timed frames per case")
     p.add_argument("--warmup", type=int, default=2, help="untimed frames per case first")
+    p.add_argument("--coarse-scale", type=float, default=1.0,
+                   help="run the model on the frame scaled by this (adaptive quality's lower levels); the "
+                   "resize down and the alpha's resize up are timed too")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (torch and ONNX Runtime)")
     p.add_argument("--model", default=None, help="checkpoint (default: models/default.safetensors, else random)")
     p.add_argument("--image", default=None, help="benchmark frame (default: scikit-image's astronaut)")
@@ -586,6 +621,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: --device must be cpu or cuda, not {args.device!r}")
     if args.precision == "auto":
         args.precision = "fp16" if args.device.startswith("cuda") else "fp32"
+    if not 0.0 < args.coarse_scale <= 1.0:
+        raise SystemExit("error: --coarse-scale must be in (0, 1]")
+    if args.coarse_scale < 1.0 and args.device.startswith("cuda"):
+        raise SystemExit("error: --coarse-scale is measured on the CPU backends only")
     if args.repeats < 1 or args.warmup < 0:
         raise SystemExit("error: --repeats must be >= 1 and --warmup >= 0")
     try:

@@ -160,3 +160,12 @@ def test_peer_case_runs_in_a_worker_subprocess():
     assert "error" not in rec, rec
     assert rec["total_ms"] > 0 and rec["peak_mem_mb"] > 0 and rec["provider"] == "CPUExecutionProvider"
     assert rec["downsample_ratio"] == 1.0
+
+
+def test_coarse_scale_runs_the_model_on_the_smaller_frame():
+    rec = bench.measure_case(BenchCase("torch", 448, 448, False, repeats=1, warmup=0, regions="auto", scale=0.5))
+    assert rec["model_input"] == "224x224" and rec["coarse_scale"] == 0.5
+    assert rec["region_budget"] == region_budget("auto", 224, 224)
+    assert rec["regions"] == rec["region_budget"]
+    with pytest.raises(SystemExit, match="coarse-scale"):
+        bench.run(_args(device="cpu", coarse_scale=1.5))
