@@ -13,9 +13,9 @@ Measurement rules (and why):
 - Median over ``--repeats`` frames after ``--warmup`` frames; ``min_ms`` too, which is the steadier figure
   on a machine shared with other work (``cpu_ms``, process CPU time per frame, is in the JSON; thread pools
   that spin while waiting inflate it).
-- Peak memory on the CPU is the peak RSS (``getrusage`` maxrss) of a fresh subprocess per case: the same
-  thing the peer's 1.3 GB figure measures; ``work_mem_mb`` is how far running frames raised it above the
-  loaded model. On CUDA it is ``torch.cuda.max_memory_allocated`` for the case.
+- Peak memory on the CPU is the peak RSS (``VmHWM``) of a fresh subprocess per case: the same thing the
+  peer's 1.3 GB figure measures; ``work_mem_mb`` is how far running frames raised it above the loaded
+  model. On CUDA it is ``torch.cuda.max_memory_allocated`` for the case.
 - GFLOPs count one multiply-add as one FLOP (fvcore's convention, which the paper's tables use).
 """
 
@@ -160,8 +160,19 @@ def bench_frame(width: int, height: int, image: str | None = None) -> tuple[np.n
 
 
 # ---------------------------------------------------------------------------------------------- measuring
-def _maxrss_mb() -> float:
-    """Peak RSS of this process so far (Linux reports KiB, macOS bytes)."""
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far.
+
+    Linux: ``VmHWM`` from /proc/self/status. Not ``getrusage().ru_maxrss``: that one survives fork + exec,
+    so a worker started by a parent holding 1.4 GB (a model it just exported) would report 1.4 GB itself.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
@@ -271,15 +282,15 @@ def _measure_torch_cpu(case: BenchCase, frame: np.ndarray, budget: int | None) -
     import torch
 
     engine = _load_engine(case)
-    base = _maxrss_mb()
+    base = _peak_rss_mb()
     runs = _Frames(_scaled(engine.matte_detailed, case), frame, case.warmup, case.repeats)
-    peak = _maxrss_mb()
+    peak = _peak_rss_mb()
     image = engine.to_tensor(bench_frame(*case.inner, case.image)[0])
     gflops = count_gflops(engine.model, image, bool(case.cra), budget)
     return {**_stage_summary([r.timings_ms for r in runs.results]), **runs.spread(),
             "regions": int(_median([len(r.regions) for r in runs.results])),
             "gflops": round(gflops, 2), "peak_mem_mb": round(peak, 1), "work_mem_mb": round(peak - base, 1),
-            "mem_method": "peak RSS of a fresh process (getrusage)", "provider": "torch-cpu",
+            "mem_method": "peak RSS of a fresh process (VmHWM)", "provider": "torch-cpu",
             "threads": torch.get_num_threads(), "trained": engine.is_trained, "torch": torch.__version__}
 
 
@@ -294,13 +305,13 @@ def _measure_onnxruntime(case: BenchCase, frame: np.ndarray, budget: int | None)
     provider = "cuda" if case.device.startswith("cuda") else "cpu"
     engine = OnnxMattingEngine(case.onnx_dir, OrtOptions(providers=provider, threads=case.threads),
                                use_cra=bool(case.cra), region_budget=budget)
-    base = _maxrss_mb()
+    base = _peak_rss_mb()
     runs = _Frames(_scaled(engine.matte_detailed, case), frame, case.warmup, case.repeats)
-    peak = _maxrss_mb()
+    peak = _peak_rss_mb()
     rec = {**_stage_summary([r.timings_ms for r in runs.results]), **runs.spread(),
            "regions": int(_median([len(r.regions) for r in runs.results])),
            "peak_mem_mb": round(peak, 1), "work_mem_mb": round(peak - base, 1),
-           "mem_method": "peak RSS of a fresh process (getrusage)", "provider": engine.coarse.provider,
+           "mem_method": "peak RSS of a fresh process (VmHWM)", "provider": engine.coarse.provider,
            "threads": case.threads or os.cpu_count(), "onnxruntime": onnxruntime.__version__}
     engine_t = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))  # same graph: same FLOPs
     image = engine_t.to_tensor(bench_frame(*case.inner, case.image)[0])
@@ -319,13 +330,13 @@ def _measure_peer(case: BenchCase, frame: np.ndarray) -> dict[str, Any]:
         raise ValueError("the peer case needs the path of rvm.onnx")
     provider = "cuda" if case.device.startswith("cuda") else "cpu"
     peer = RvmPeer(case.peer, OrtOptions(providers=provider, threads=case.threads))
-    base = _maxrss_mb()
+    base = _peak_rss_mb()
     runs = _Frames(peer, frame, case.warmup, case.repeats)
-    peak = _maxrss_mb()
+    peak = _peak_rss_mb()
     return {"coarse_ms": None, "knn_ms": None, "refine_ms": None, "total_ms": round(_median(runs.wall_ms), 3),
             **runs.spread(),
             "regions": None, "gflops": None, "peak_mem_mb": round(peak, 1), "work_mem_mb": round(peak - base, 1),
-            "mem_method": "peak RSS of a fresh process (getrusage)", "provider": peer.ort.provider,
+            "mem_method": "peak RSS of a fresh process (VmHWM)", "provider": peer.ort.provider,
             "downsample_ratio": peer.ratio, "threads": case.threads or os.cpu_count(),
             "onnxruntime": onnxruntime.__version__}
 
@@ -443,7 +454,7 @@ def ensure_export(case: BenchCase, cache_root: Path) -> Path:
     if not (out / MANIFEST).is_file():
         engine = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))
         log.info("exporting ONNX for %dx%d to %s (once; cached)", w, h, out)
-        export_onnx(engine.model, out, w, h, budget=None)
+        export_onnx(engine.model, out, w, h, budget=None, trained=engine.is_trained)
     return out
 
 

@@ -113,6 +113,9 @@ class OnnxMattingEngine:
         self.region_budget = region_budget if self.manifest.budget is None else self.manifest.budget
         self.knn_k = self.manifest.knn_k
         self.region_size = int(self.manifest.model_config.get("region_size", 8))
+        self.is_trained = self.manifest.trained
+        if not self.is_trained:
+            log.warning("the ONNX export in %s was made from RANDOM weights: its mattes are meaningless", d)
 
     @property
     def provider(self) -> str:

@@ -141,10 +141,12 @@ def example_refine_inputs(n: int, k: int, grid: tuple[int, int], seed: int = 0) 
 
 
 def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, height: int,
-                budget: int | None = None, check: bool = True, coarse_from: str | Path | None = None) -> ExportManifest:
+                budget: int | None = None, check: bool = True, coarse_from: str | Path | None = None,
+                trained: bool = True) -> ExportManifest:
     """Write the coarse graph for ``width`` x ``height`` frames and both refinement graphs to ``out_dir``.
 
     ``budget`` None exports the refinement with a dynamic region count; an int fixes it (static shapes).
+    ``trained`` is recorded in the manifest (False: random weights, the mattes mean nothing).
     ``coarse_from``: an earlier export directory of the same model and size whose coarse graph is copied
     instead of re-exported (changing the budget only changes the refinement graphs).
     With ``check`` each graph is run once in ONNX Runtime (CPU) against PyTorch; the max |diff| lands in the
@@ -180,7 +182,7 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
             None if dyn is None else {"patches": {0: "regions"}})
     log.info("exported %dx%d (budget %s) to %s in %.1f s", width, height, budget, out, time.perf_counter() - t0)
     manifest = ExportManifest(width=width, height=height, budget=budget, knn_k=k,
-                              model_config=model.cfg.to_dict(), torch_version=torch.__version__, opset=OPSET,
+                              model_config=model.cfg.to_dict(), torch_version=torch.__version__, opset=OPSET, trained=trained,
                               files={"coarse": COARSE_FILE, "refine_cra": REFINE_FILES[True],
                                      "refine_nocra": REFINE_FILES[False]})
     if check:

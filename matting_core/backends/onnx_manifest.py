@@ -24,6 +24,7 @@ class ExportManifest:
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     torch_version: str = ""
     opset: int = 0
+    trained: bool = True  # False when exported from random weights (no trained model was found)
 
     def save(self, directory: Path) -> Path:
         path = directory / MANIFEST
@@ -35,4 +36,6 @@ class ExportManifest:
         path = Path(directory) / MANIFEST
         if not path.is_file():
             raise FileNotFoundError(f"{directory} holds no ONNX export ({MANIFEST} missing): run `mattecam export-onnx`")
-        return cls(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print("warning: exporting RANDOM weights (no trained model found)", file=sys.stderr)
     try:
         manifest = export_onnx(engine.model, out, w, h, budget=args.budget, check=not args.no_check,
-                               coarse_from=args.coarse_from)
+                               coarse_from=args.coarse_from, trained=engine.is_trained)
     except ImportError as exc:
         print(f"error: ONNX export needs the onnx extra (`pip install -e .[onnx]`): {exc}", file=sys.stderr)
         return 2

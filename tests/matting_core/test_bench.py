@@ -155,9 +155,12 @@ def test_peer_case_runs_in_a_worker_subprocess():
     path = default_peer_path()
     if path is None:
         pytest.skip("RVM peer not found at ../shared/peers/rvm.onnx")
+    ballast = np.ones(1_000_000_000 // 8)  # 1 GB resident in the parent: the worker must not report it
     rec = bench.run_case_subprocess(BenchCase(PEER, 160, 96, None, repeats=1, warmup=0, threads=1,
                                               peer=str(path)), timeout=120)
+    del ballast
     assert "error" not in rec, rec
+    assert rec["peak_mem_mb"] < 900, rec["peak_mem_mb"]
     assert rec["total_ms"] > 0 and rec["peak_mem_mb"] > 0 and rec["provider"] == "CPUExecutionProvider"
     assert rec["downsample_ratio"] == 1.0
 
