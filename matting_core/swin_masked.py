@@ -49,6 +49,15 @@ def _window_mask_cpu(h: int, w: int, hp: int, wp: int, ws: int, shift: int) -> t
     return mask
 
 
+@functools.lru_cache(maxsize=256)
+def _window_mask(
+    h: int, w: int, hp: int, wp: int, ws: int, shift: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """The mask on the model's device, cached: a per-block host-to-device copy would stall the GPU each block."""
+    with torch.inference_mode(False):  # a normal tensor, so a mask made while serving also works in training
+        return _window_mask_cpu(h, w, hp, wp, ws, shift).clone().to(device=device, dtype=dtype)
+
+
 def masked_window_attention(block: SwinTransformerBlock, x: torch.Tensor, extra_pad: int = 0) -> torch.Tensor:
     """Shifted-window attention of ``block`` on ``x`` (B, H, W, C) with padded tokens masked out.
 
@@ -64,7 +73,7 @@ def masked_window_attention(block: SwinTransformerBlock, x: torch.Tensor, extra_
     if shift:
         x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
     windows = window_partition(x, (ws, ws)).reshape(-1, ws * ws, c)
-    mask = _window_mask_cpu(h, w, hp, wp, ws, shift).to(device=x.device, dtype=x.dtype)
+    mask = _window_mask(h, w, hp, wp, ws, shift, x.device, x.dtype)
     windows = block.attn(windows, mask=mask)
     x = window_reverse(windows.reshape(-1, ws, ws, c), (ws, ws), hp, wp)
     if shift:
