@@ -658,7 +658,10 @@ def run(args: argparse.Namespace) -> int:
             try:
                 case = replace(case, onnx_dir=str(ensure_export(case, cache)))
             except Exception as exc:  # noqa: BLE001 - the export failing is this case's result
+                log.debug("export failed", exc_info=True)
                 records.append({**_ident(case), "error": f"ONNX export failed: {type(exc).__name__}: {exc}"})
+                if args.json:
+                    print(json.dumps(records[-1]), flush=True)
                 continue
         log.info("measuring %s %s cra=%s", case.backend, case.size, case.cra)
         if in_process:

@@ -102,10 +102,10 @@ def compare_outputs(ref: Any, got: Any) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------- correctness
-def check_device_vs_cpu(model: Any, device: str, size: tuple[int, int]) -> dict[str, Any]:
+def check_device_vs_cpu(model: Any, device: str, size: tuple[int, int], image: str | None) -> dict[str, Any]:
     """Same weights on CPU (fp32 reference) and on the device in fp32 (TF32 off) and fp16."""
     w, h = size
-    frame, _ = bench_frame(w, h)
+    frame, _ = bench_frame(w, h, image)
     budget = region_budget("auto", w, h)
     cpu_model = copy.deepcopy(model).cpu()
     dev_model = copy.deepcopy(model).to(device)
@@ -133,12 +133,12 @@ def check_device_vs_cpu(model: Any, device: str, size: tuple[int, int]) -> dict[
     return out
 
 
-def check_graph_vs_eager(model: Any, device: str, size: tuple[int, int]) -> dict[str, Any]:
+def check_graph_vs_eager(model: Any, device: str, size: tuple[int, int], image: str | None) -> dict[str, Any]:
     """The static-budget runtime (CUDA graph, fused attention, channels-last) against the plain model."""
     from matting_core.backends.torch_runtime import TorchRuntime, TorchRuntimeOptions
 
     w, h = size
-    frame, _ = bench_frame(w, h)
+    frame, _ = bench_frame(w, h, image)
     budget = region_budget("auto", w, h)
     out: dict[str, Any] = {"size": f"{w}x{h}", "region_budget": budget}
     old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -225,10 +225,10 @@ def check_composite(device: str) -> dict[str, Any]:
     return res
 
 
-def check_all_regions(model: Any, device: str, size: tuple[int, int]) -> dict[str, Any]:
+def check_all_regions(model: Any, device: str, size: tuple[int, int], image: str | None) -> dict[str, Any]:
     """The paper's rule (every uncertain cell, data-dependent count) runs eagerly on the device."""
     w, h = size
-    frame, _ = bench_frame(w, h)
+    frame, _ = bench_frame(w, h, image)
     with torch.inference_mode():
         ref = copy.deepcopy(model).cpu()(to_image(frame, "cpu"))
         got = copy.deepcopy(model).to(device)(to_image(frame, device))
@@ -240,7 +240,7 @@ def check_all_regions(model: Any, device: str, size: tuple[int, int]) -> dict[st
 
 # ------------------------------------------------------------------------------------------- speed
 def run_bench(device: str, sizes: list[tuple[int, int]], repeats: int, warmup: int, model_path: str | None,
-              deadline: float) -> list[dict[str, Any]]:
+              image: str | None, deadline: float) -> list[dict[str, Any]]:
     precision = "fp16" if device.startswith("cuda") else "fp32"
     records = []
     for w, h in sizes:
@@ -249,7 +249,7 @@ def run_bench(device: str, sizes: list[tuple[int, int]], repeats: int, warmup: i
                 records.append({"size": f"{w}x{h}", "cra": cra, "skipped": "time budget used up"})
                 continue
             case = BenchCase("torch", w, h, cra, device=device, precision=precision, regions="auto",
-                             repeats=repeats, warmup=warmup, model=model_path)
+                             repeats=repeats, warmup=warmup, model=model_path, image=image)
             try:
                 rec = measure_case(case)
             except Exception as exc:  # noqa: BLE001 - recorded per case
@@ -273,11 +273,11 @@ def _time_it(fn: Any, device: str, warmup: int, repeats: int) -> float:
     return round(statistics.median(times), 3)
 
 
-def run_ablation(model: Any, device: str, size: tuple[int, int], repeats: int) -> dict[str, Any]:
+def run_ablation(model: Any, device: str, size: tuple[int, int], repeats: int, image: str | None) -> dict[str, Any]:
     from matting_core.backends.torch_runtime import TorchRuntime, TorchRuntimeOptions
 
     w, h = size
-    frame, _ = bench_frame(w, h)
+    frame, _ = bench_frame(w, h, image)
     budget = region_budget("auto", w, h)
     variants = {
         "eager_fp32": {"precision": "fp32", "channels_last": False, "fused_attention": False, "cuda_graph": False},
@@ -301,12 +301,13 @@ def run_ablation(model: Any, device: str, size: tuple[int, int], repeats: int) -
     return out
 
 
-def run_end_to_end(model: Any, device: str, size: tuple[int, int], repeats: int) -> dict[str, Any]:
+def run_end_to_end(model: Any, device: str, size: tuple[int, int], repeats: int,
+                   image: str | None) -> dict[str, Any]:
     """Per frame: numpy frame -> pinned upload -> matte (CUDA graph) -> GPU composite -> pinned download."""
     from matting_core.backends.torch_runtime import TorchRuntime, TorchRuntimeOptions
 
     w, h = size
-    frame, _ = bench_frame(w, h)
+    frame, _ = bench_frame(w, h, image)
     background = np.ascontiguousarray(np.flip(frame, axis=1))
     out: dict[str, Any] = {"size": f"{w}x{h}"}
     for cra in (True, False):
@@ -388,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-cpu", action="store_true", help="without CUDA, dry-run the code paths on the CPU "
                     "at one tiny size instead of exiting")
     ap.add_argument("--model", default=None, help="checkpoint (default: the default model, else random weights)")
+    ap.add_argument("--image", default=None, help="benchmark frame (default: scikit-image's astronaut, or a "
+                    "synthetic portrait without scikit-image; with the fixed region budget timing does not "
+                    "depend on the content)")
     ap.add_argument("--repeats", type=int, default=30, help="timed frames per benchmark case")
     ap.add_argument("--time-budget", type=float, default=170.0, help="seconds; later sections are skipped after it")
     args = ap.parse_args(argv)
@@ -421,17 +425,18 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     model = make_model(args.model)
-    report.data["env"]["frame"] = bench_frame(64, 64)[1]
+    report.data["env"]["frame"] = bench_frame(64, 64, args.image)[1]
 
-    report.section("device_vs_cpu", check_device_vs_cpu, model, device, small)
-    report.section("graph_vs_eager", check_graph_vs_eager, model, device, small)
+    image = args.image
+    report.section("device_vs_cpu", check_device_vs_cpu, model, device, small, image)
+    report.section("graph_vs_eager", check_graph_vs_eager, model, device, small, image)
     report.section("knn", check_knn, device)
     report.section("composite", check_composite, device)
-    report.section("all_regions", check_all_regions, model, device, small)
-    report.section("bench", run_bench, device, sizes, repeats, 5 if cuda else 1, args.model, report.deadline)
-    report.section("ablation", run_ablation, model, device, E2E_SIZE if cuda else sizes[0], repeats)
-    report.section("end_to_end", run_end_to_end, model, device, E2E_SIZE if cuda else sizes[0], max(repeats, 50)
-                   if cuda else 2)
+    report.section("all_regions", check_all_regions, model, device, small, image)
+    report.section("bench", run_bench, device, sizes, repeats, 5 if cuda else 1, args.model, image, report.deadline)
+    report.section("ablation", run_ablation, model, device, E2E_SIZE if cuda else sizes[0], repeats, image)
+    report.section("end_to_end", run_end_to_end, model, device, E2E_SIZE if cuda else sizes[0],
+                   max(repeats, 50) if cuda else 2, image)
     report.data["elapsed_s"] = round(time.monotonic() - start, 1)
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 @contextlib.contextmanager
 def _fresh_window_masks() -> Iterator[None]:
-    """Empty ``swin_masked``'s window-mask cache before and after an export.
+    """Empty ``swin_masked``'s window-mask caches before and after an export.
 
     torch.export traces with fake tensors; a mask first built during the trace would be cached as a fake
     tensor and poison every later eager call of the same size (".numpy() is not supported for tensor
@@ -104,12 +104,17 @@ def _fresh_window_masks() -> Iterator[None]:
     """
     from matting_core import swin_masked
 
-    cache_clear = getattr(getattr(swin_masked, "_window_mask_cpu", None), "cache_clear", lambda: None)
-    cache_clear()
+    caches = [f.cache_clear for f in vars(swin_masked).values() if callable(getattr(f, "cache_clear", None))]
+
+    def clear() -> None:
+        for c in caches:
+            c()
+
+    clear()
     try:
         yield
     finally:
-        cache_clear()
+        clear()
 
 
 @contextlib.contextmanager

@@ -10,15 +10,15 @@ Why each piece:
   neighbour search is one batched distance + top-k with no host sync (:func:`knn_fixed_count`), and one
   CUDA graph can replay the whole frame -> alpha pass with one launch (:func:`static_forward`).
 - pinned host buffers make uploads/downloads asynchronous DMA instead of staged pageable copies.
+- Swin's window masks come from ``swin_masked``'s per-device cache, so no block copies a mask from the host
+  (which would also be illegal inside CUDA graph capture).
 
 On the CPU (or with ``cuda_graph=False``) the same class runs eagerly, which keeps it testable here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,42 +124,6 @@ def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int
     return alpha[..., :h, :w], len(regions)
 
 
-class _DeviceMaskCache:
-    """Stand-in for ``swin_masked._window_mask_cpu`` that keeps each window mask on the device.
-
-    The original builds masks on the CPU (cached) and copies them to the device in every block of every
-    frame: a pageable host-to-device copy (a hidden sync) that CUDA graph capture forbids outright.
-    The masks only depend on the grid size, so one device copy per size is enough.
-    """
-
-    def __init__(self, build: Any, device: torch.device) -> None:
-        self.build = build
-        self.device = device
-        self.masks: dict[tuple, torch.Tensor] = {}
-
-    def __call__(self, *key: Any) -> torch.Tensor:
-        mask = self.masks.get(key)
-        if mask is None:
-            mask = self.masks[key] = self.build(*key).to(self.device)
-        return mask
-
-
-@contextlib.contextmanager
-def device_window_masks(cache: _DeviceMaskCache | None) -> Iterator[None]:
-    """Route the masked Swin's mask lookups through ``cache`` while the block runs (no-op for None)."""
-    if cache is None:
-        yield
-        return
-    from matting_core import swin_masked
-
-    original = swin_masked._window_mask_cpu
-    swin_masked._window_mask_cpu = cache
-    try:
-        yield
-    finally:
-        swin_masked._window_mask_cpu = original
-
-
 class TorchRuntime:
     """Frame-in, alpha/composite-out on one device with the fast-path options.
 
@@ -178,12 +142,6 @@ class TorchRuntime:
         if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.fused_modules = enable_fused_attention(self.model, options.fused_attention)
-        self._masks = None
-        if self.is_cuda:
-            from matting_core import swin_masked
-
-            if hasattr(swin_masked, "_window_mask_cpu"):
-                self._masks = _DeviceMaskCache(swin_masked._window_mask_cpu, self.device)
         self.use_graph = bool(options.cuda_graph and self.is_cuda and options.region_budget is not None)
         self.graph_error: str | None = None
         self._size: tuple[int, int] | None = None
@@ -203,7 +161,7 @@ class TorchRuntime:
             image = image.contiguous(memory_format=torch.channels_last)
         budget = self.options.region_budget
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None,
-                            cache_enabled=False), device_window_masks(self._masks):
+                            cache_enabled=False):
             if budget is not None:
                 alpha, self.last_region_count = static_forward(self.model, image, budget, self.options.use_cra, clock)
             else:

@@ -9,8 +9,6 @@ import torch
 from matting_core.backends.torch_runtime import (
     TorchRuntime,
     TorchRuntimeOptions,
-    _DeviceMaskCache,
-    device_window_masks,
     enable_fused_attention,
 )
 from matting_core.config import ModelConfig
@@ -67,25 +65,6 @@ def test_fused_attention_switch_reaches_every_swin_block_and_keeps_the_output(mo
         enable_fused_attention(model, False)
     assert n == sum(model.cfg.depths)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
-
-
-def test_device_mask_cache_builds_each_mask_once_and_is_restored():
-    from matting_core import swin_masked
-
-    original = swin_masked._window_mask_cpu
-    calls = []
-
-    def build(*key):
-        calls.append(key)
-        return torch.zeros(1)
-
-    cache = _DeviceMaskCache(build, torch.device("cpu"))
-    with device_window_masks(cache):
-        assert swin_masked._window_mask_cpu is cache
-        a = swin_masked._window_mask_cpu(5, 5, 7, 7, 7, 0)
-        b = swin_masked._window_mask_cpu(5, 5, 7, 7, 7, 0)
-    assert a is b and calls == [(5, 5, 7, 7, 7, 0)]
-    assert swin_masked._window_mask_cpu is original
 
 
 @pytest.mark.parametrize("use_cra", [True, False])
