@@ -1,0 +1,170 @@
+"""Score a model on held-out data the way the model card reports it (the paper's Table 5 question).
+
+Two held-out sets, built from material training never saw (``validation.txt`` of the pack: ~6% of every
+people source, chosen by hash; room scenes that were not packed):
+- ``photos``: held-out real photos with their own backgrounds; ground truth = the teacher's (RVM) alpha, so
+  the teacher itself is not scored here.
+- ``composites``: held-out people (foreground colours estimated from image + alpha) pasted bottom-anchored
+  onto unseen room scenes at 1280x720, so the ground truth is exact and the teacher *is* scored.
+Modes: the model with CRA, without CRA (same weights), coarse only (the bilinearly upsampled coarse alpha),
+and the teacher. Metrics: SAD, SAD-T (30x30 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
+
+    python recipes/evaluate_default.py --shared ../shared --pack .carry/pack --out docs/model_eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from matting_core.backends.peer import RvmPeer
+from matting_core.data.packed import estimate_foreground
+from matting_core.engine import EngineOptions, MattingEngine
+from matting_core.metrics import benchmark_trimap, evaluate_pair, mean_metrics
+
+FRAME = (720, 1280)
+
+
+def _rng(key: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+def composite(person_rgb: np.ndarray, person_alpha: np.ndarray, scene: np.ndarray, key: str):
+    """Paste a person (uint8 RGB + float alpha) bottom-anchored onto ``scene`` resized to FRAME."""
+    h, w = FRAME
+    rng = _rng(key)
+    bg = cv2.resize(scene, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+    ph, pw = person_alpha.shape
+    s = h * rng.uniform(0.75, 1.0) / ph
+    nh, nw = min(h, round(ph * s)), min(w, round(pw * s))
+    t_rgb = torch.from_numpy(person_rgb).permute(2, 0, 1)[None].float() / 255.0
+    t_a = torch.from_numpy(person_alpha)[None, None]
+    fg = estimate_foreground(t_rgb, t_a)[0].permute(1, 2, 0).numpy()
+    fg = cv2.resize(fg, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    a = cv2.resize(person_alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    x0 = int(rng.integers(0, w - nw + 1))
+    alpha = np.zeros((h, w), np.float32)
+    fgf = np.zeros((h, w, 3), np.float32)
+    alpha[h - nh :, x0 : x0 + nw] = a
+    fgf[h - nh :, x0 : x0 + nw] = fg
+    img = alpha[..., None] * fgf + (1 - alpha[..., None]) * bg
+    return (img * 255 + 0.5).clip(0, 255).astype(np.uint8), alpha
+
+
+def _touches_side_or_top(alpha: np.ndarray) -> bool:
+    a = alpha > 0.3
+    return bool(a[:2].mean() > 0.03 or a[:, :2].mean() > 0.03 or a[:, -2:].mean() > 0.03)
+
+
+def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int):
+    data = shared / "data"
+    held = (pack / "validation.txt").read_text().split()
+    index = json.loads((pack / "index.json").read_text())
+    packed_scene_count = index["background_kind"].count("scene")
+    scenes = sorted((data / "scenes").glob("*.jpg"))
+    # the pack drew its scenes with rng(0) after the people; recompute which ones it did NOT take
+    rng = np.random.default_rng(0)
+    for source in ("people-rvm", "people2-rvm/ccp", "people2-rvm/humanfaces_kaggle", "people2-rvm/facemask_cd"):
+        n_train = len(list((data / source / "image").glob("*.jpg"))) - sum(h.startswith(source + "/") for h in held)
+        rng.permutation(n_train)
+    used = set(sorted(rng.permutation(len(scenes))[:packed_scene_count]))
+    unseen_scenes = [s for i, s in enumerate(scenes) if i not in used]
+    photos, comps = [], []
+    for rel in held:
+        img = cv2.imread(str(data / rel), cv2.IMREAD_COLOR)
+        alpha = cv2.imread(str(data / rel.replace("/image/", "/alpha/")).rsplit(".", 1)[0] + ".png", 0)
+        if img is None or alpha is None:
+            continue
+        rgb, a = img[:, :, ::-1].copy(), alpha.astype(np.float32) / 255.0
+        photos.append((rel, rgb, a))
+    pick = _rng("photos").permutation(len(photos))[:n_photos]
+    photo_set = [photos[i] for i in sorted(pick)]
+    pasteable = [p for p in photos if not _touches_side_or_top(p[2]) and p[2].mean() > 0.02]
+    order = _rng("comps").permutation(len(pasteable))[:n_comp]
+    for j, i in enumerate(order):
+        rel, rgb, a = pasteable[i]
+        scene = cv2.imread(str(unseen_scenes[j * 7 % len(unseen_scenes)]))[:, :, ::-1]
+        img, gt = composite(rgb, a, scene, rel)
+        comps.append((rel, img, gt))
+    return photo_set, comps
+
+
+def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid_rows: list):
+    rows: dict[str, list] = {"CRA": [], "w/o CRA": [], "coarse only": [], "teacher": []}
+    for k, (_rel, rgb, gt) in enumerate(tqdm(items, desc=name)):
+        tri = benchmark_trimap(gt)
+        image = engine.to_tensor(rgb)
+        engine.use_cra = True
+        out = engine.run(image)
+        a_cra = out.alpha[0, 0].float().numpy()
+        rows["CRA"].append(evaluate_pair(a_cra, gt, tri))
+        rows["coarse only"].append(evaluate_pair(out.upsampled_alpha[0, 0].float().numpy(), gt, tri))
+        engine.use_cra = False
+        rows["w/o CRA"].append(evaluate_pair(engine.run(image).alpha[0, 0].float().numpy(), gt, tri))
+        if teacher is not None and name == "composites":
+            teacher.reset()
+            rows["teacher"].append(evaluate_pair(teacher(rgb).alpha, gt, tri))
+        if k < 4:
+            grid_rows.append((rgb, a_cra, gt))
+    return {mode: mean_metrics(r) for mode, r in rows.items() if r}
+
+
+def picture(rows, bg: np.ndarray, path: Path, height: int = 220) -> None:
+    """image | predicted alpha | composite on a new background | ground truth, one row per example."""
+    out = []
+    for rgb, a, gt in rows:
+        h, w = a.shape
+        b = cv2.resize(bg, (w, h)).astype(np.float32)
+        comp = (rgb * a[..., None] + b * (1 - a[..., None])).astype(np.uint8)
+        g = lambda m: np.repeat((m * 255).astype(np.uint8)[..., None], 3, 2)  # noqa: E731
+        row = np.concatenate([rgb, g(a), comp, g(gt)], 1)
+        out.append(cv2.resize(row, (round(row.shape[1] * height / h), height)))
+    width = max(r.shape[1] for r in out)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in out], 0)
+    cv2.imwrite(str(path), grid[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=Path("../shared"))
+    ap.add_argument("--pack", type=Path, default=Path(".carry/pack"))
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path("docs/model_eval"))
+    ap.add_argument("--photos", type=int, default=40)
+    ap.add_argument("--composites", type=int, default=30)
+    ap.add_argument("--background", type=Path, default=Path("assets/backgrounds/adwaita.jpg"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(2)
+    engine = MattingEngine.load(args.model, EngineOptions())
+    peer_path = args.shared / "peers" / "rvm.onnx"
+    teacher = RvmPeer(peer_path) if peer_path.is_file() else None
+    photos, comps = build_sets(args.shared, args.pack, args.photos, args.composites)
+    bg = cv2.imread(str(args.background))[:, :, ::-1]
+    results, pics = {}, {"photos": [], "composites": []}
+    for name, items in (("photos", photos), ("composites", comps)):
+        results[name] = score(engine, teacher, items, name, pics[name])
+        picture(pics[name], bg, args.out / f"{name}.jpg")
+    results["counts"] = {"photos": len(photos), "composites": len(comps)}
+    (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
+    lines = []
+    for name in ("photos", "composites"):
+        lines += [f"### {name} ({results['counts'][name]} images)", "",
+                  "| mode | SAD | SAD-T | Grad | Conn | MSE | IoU |", "|---|---|---|---|---|---|---|"]
+        for mode, m in results[name].items():
+            lines.append(f"| {mode} | {m['SAD']:.2f} | {m['SAD-T']:.2f} | {m['Grad']:.2f} | {m['Conn']:.2f} | "
+                         f"{m['MSE']:.4f} | {m['IoU']:.3f} |")
+        lines.append("")
+    (args.out / "metrics.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
