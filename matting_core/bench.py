@@ -297,14 +297,15 @@ def _measure_torch_cpu(case: BenchCase, frame: np.ndarray, budget: int | None) -
 def _measure_onnxruntime(case: BenchCase, frame: np.ndarray, budget: int | None) -> dict[str, Any]:
     import onnxruntime
 
-    from matting_core.backends.onnx_engine import OnnxMattingEngine
+    from matting_core.backends.onnx_engine import ARENA_MAX_PIXELS, OnnxMattingEngine
     from matting_core.backends.ort_session import OrtOptions
 
     if not case.onnx_dir:
         raise ValueError("the onnxruntime case needs an export directory (onnx_dir)")
     provider = "cuda" if case.device.startswith("cuda") else "cpu"
-    engine = OnnxMattingEngine(case.onnx_dir, OrtOptions(providers=provider, threads=case.threads),
-                               use_cra=bool(case.cra), region_budget=budget)
+    w, h = case.inner
+    options = OrtOptions(providers=provider, threads=case.threads, memory_arena=w * h <= ARENA_MAX_PIXELS)
+    engine = OnnxMattingEngine(case.onnx_dir, options, use_cra=bool(case.cra), region_budget=budget)
     base = _peak_rss_mb()
     runs = _Frames(_scaled(engine.matte_detailed, case), frame, case.warmup, case.repeats)
     peak = _peak_rss_mb()
@@ -447,10 +448,10 @@ def _model_key(model: str | None) -> str:
 def ensure_export(case: BenchCase, cache_root: Path) -> Path:
     """The ONNX export (dynamic region count) for the case's model and size, exporting it if missing."""
     from matting_core.backends.onnx_export import export_onnx
-    from matting_core.backends.onnx_manifest import MANIFEST
+    from matting_core.backends.onnx_manifest import FORMAT, MANIFEST
 
     w, h = case.inner
-    out = cache_root / f"{_model_key(case.model)}-{w}x{h}"
+    out = cache_root / f"{_model_key(case.model)}-{w}x{h}-f{FORMAT}"
     if not (out / MANIFEST).is_file():
         engine = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))
         log.info("exporting ONNX for %dx%d to %s (once; cached)", w, h, out)

@@ -23,6 +23,8 @@ from matting_core.backends.ort_session import OrtOptions, OrtSession, create_ses
 
 log = logging.getLogger(__name__)
 
+#: Above this many pixels per frame the CPU memory arena is switched off (see ``OrtOptions.memory_arena``).
+ARENA_MAX_PIXELS = 1920 * 1088
 UNKNOWN = 1  # trimap class "uncertain" (0 = background, 2 = foreground), as in matting_core.regions
 
 
@@ -100,8 +102,10 @@ class OnnxMattingEngine:
 
     def __init__(self, export_dir: str | Path, options: OrtOptions | None = None, use_cra: bool = True,
                  region_budget: int | None = None) -> None:
-        options = options or OrtOptions()
         self.manifest = ExportManifest.load(export_dir)
+        if options is None:
+            big = self.manifest.width * self.manifest.height > ARENA_MAX_PIXELS
+            options = OrtOptions(memory_arena=not big)
         d = Path(export_dir)
         self.coarse: OrtSession = create_session(d / self.manifest.files["coarse"], options)
         self.refiners: dict[bool, OrtSession] = {
@@ -140,15 +144,14 @@ class OnnxMattingEngine:
         if (w, h) != (self.manifest.width, self.manifest.height):
             raise ValueError(f"frame is {w}x{h} but this ONNX export is for "
                              f"{self.manifest.width}x{self.manifest.height}: export that size or resize the frame")
-        image = rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
-        alpha_logits, trimap_logits, up = self.coarse.run({"image": image})
+        alpha_logits, trimap_logits, up = self.coarse.run({"frame": rgb[None]})
         hp, wp = up.shape[-2:]
         r = self.region_size
         rows = select_regions(trimap_logits, self._budget)
         if len(rows):  # crop RGB + upsampled alpha cells; the model replicate-pads the frame to (hp, wp)
             py = np.minimum(rows[:, 1:2] * r + np.arange(r), h - 1)  # (N, r) source rows (edge = replicate)
             px = np.minimum(rows[:, 2:3] * r + np.arange(r), w - 1)
-            rgb_p = image[rows[:, 0, None, None], :, py[:, :, None], px[:, None, :]]  # (N, r, r, 3)
+            rgb_p = rgb[py[:, :, None], px[:, None, :]].astype(np.float32) / np.float32(255.0)  # (N, r, r, 3)
             patches = np.concatenate([rgb_p.transpose(0, 3, 1, 2),
                                       _cells(up, r)[rows[:, 0], rows[:, 1], rows[:, 2]]], axis=1)
         t_coarse = time.perf_counter()

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matting_core.backends.onnx_manifest import COARSE_FILE, REFINE_FILES, ExportManifest
+from matting_core.backends.onnx_manifest import COARSE_FILE, FORMAT, REFINE_FILES, ExportManifest
 from matting_core.model import PortraitMattingModel, pad_frame
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ OPSET = 18
 
 
 class CoarseStage(nn.Module):
-    """image (1, 3, H, W) in [0, 1] -> alpha_logits (1, 1, h8, w8), trimap_logits (1, 3, h8, w8),
+    """frame (1, H, W, 3) uint8 RGB -> alpha_logits (1, 1, h8, w8), trimap_logits (1, 3, h8, w8),
     upsampled (1, 1, Hp, Wp): the sigmoid coarse alpha bilinearly upsampled to the 16-padded frame,
     i.e. the refiner's input and paste base. Mirrors the first half of ``PortraitMattingModel.forward``.
     """
@@ -44,7 +44,9 @@ class CoarseStage(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # uint8 in: the caller never builds the 4-byte-per-channel copy of a 4K frame (100 MB)
+        image = frame.permute(0, 3, 1, 2).float() / 255.0
         padded, _, _ = pad_frame(image, self.model.cfg.patch_size)
         coarse = self.model.coarse(padded)
         up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=self.model.cfg.region_size,
@@ -166,16 +168,16 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
     model = model.eval().float().cpu()
     k = model.cfg.knn_k
     t0 = time.perf_counter()
-    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    frame = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     if coarse_from is not None:
         previous = ExportManifest.load(coarse_from)
         if (previous.width, previous.height) != (width, height):
             raise ValueError(f"{coarse_from} is a {previous.width}x{previous.height} export, not {width}x{height}")
         shutil.copyfile(Path(coarse_from) / previous.files["coarse"], out / COARSE_FILE)
     else:
-        _export(CoarseStage(model), (image,), out / COARSE_FILE, ["image"],
+        _export(CoarseStage(model), (frame,), out / COARSE_FILE, ["frame"],
                 ["alpha_logits", "trimap_logits", "upsampled"], None)
-    padded_h, padded_w = pad_frame(image, model.cfg.patch_size)[0].shape[-2:]
+    padded_h, padded_w = pad_frame(frame.permute(0, 3, 1, 2), model.cfg.patch_size)[0].shape[-2:]
     grid = (padded_h // model.cfg.region_size, padded_w // model.cfg.region_size)
     n = budget if budget is not None else min(64, grid[0] * grid[1])
     ex = example_refine_inputs(n, k, grid)
@@ -187,7 +189,8 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
             None if dyn is None else {"patches": {0: "regions"}})
     log.info("exported %dx%d (budget %s) to %s in %.1f s", width, height, budget, out, time.perf_counter() - t0)
     manifest = ExportManifest(width=width, height=height, budget=budget, knn_k=k,
-                              model_config=model.cfg.to_dict(), torch_version=torch.__version__, opset=OPSET, trained=trained,
+                              model_config=model.cfg.to_dict(), torch_version=torch.__version__, opset=OPSET,
+                              trained=trained, format=FORMAT,
                               files={"coarse": COARSE_FILE, "refine_cra": REFINE_FILES[True],
                                      "refine_nocra": REFINE_FILES[False]})
     if check:
@@ -203,11 +206,11 @@ def check_export(model: PortraitMattingModel, out_dir: Path, manifest: ExportMan
 
     opts = OrtOptions(providers="cpu")
     g = torch.Generator().manual_seed(seed)
-    image = torch.rand(1, 3, manifest.height, manifest.width, generator=g)
+    frame = torch.randint(0, 256, (1, manifest.height, manifest.width, 3), dtype=torch.uint8, generator=g)
     diffs: dict[str, float] = {}
     with torch.no_grad():
-        ref = CoarseStage(model)(image)
-    got = create_session(out_dir / manifest.files["coarse"], opts).run({"image": image.numpy()})
+        ref = CoarseStage(model)(frame)
+    got = create_session(out_dir / manifest.files["coarse"], opts).run({"frame": frame.numpy()})
     for name, a, b in zip(("alpha_logits", "trimap_logits", "upsampled"), got, ref):
         diffs[f"coarse.{name}"] = float(np.abs(a - b.numpy()).max())
     grid = (ref[2].shape[-2] // model.cfg.region_size, ref[2].shape[-1] // model.cfg.region_size)

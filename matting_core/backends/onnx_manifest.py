@@ -9,6 +9,8 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 COARSE_FILE = "coarse.onnx"
 REFINE_FILES = {True: "refine_cra.onnx", False: "refine_nocra.onnx"}
+#: 2: the coarse graph takes the uint8 (1, H, W, 3) frame ("frame"); 1 took a float (1, 3, H, W) "image".
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class ExportManifest:
     torch_version: str = ""
     opset: int = 0
     trained: bool = True  # False when exported from random weights (no trained model was found)
+    format: int = 1  # manifests written before the field existed are format 1
 
     def save(self, directory: Path) -> Path:
         path = directory / MANIFEST
@@ -38,4 +41,8 @@ class ExportManifest:
             raise FileNotFoundError(f"{directory} holds no ONNX export ({MANIFEST} missing): run `mattecam export-onnx`")
         data = json.loads(path.read_text())
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        manifest = cls(**{k: v for k, v in data.items() if k in known})
+        if manifest.format != FORMAT:
+            raise ValueError(f"{directory} is an ONNX export of format {manifest.format}; this version reads "
+                             f"format {FORMAT}: export it again with `mattecam export-onnx`")
+        return manifest

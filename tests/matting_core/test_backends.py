@@ -59,9 +59,12 @@ class FakeOrt:
         return self.available
 
     def SessionOptions(self):  # noqa: N802 - onnxruntime's name
-        return SimpleNamespace()
+        so = SimpleNamespace(config={})
+        so.add_session_config_entry = so.config.__setitem__
+        return so
 
     def InferenceSession(self, path, sess_options=None, providers=()):  # noqa: N802
+        self.options = sess_options
         first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
         self.tried.append(first)
         if first in self.raises:
@@ -101,6 +104,18 @@ def test_working_cuda_provider_is_kept(tiny_model):
     fake = FakeOrt([TENSORRT, CUDA, CPU], raises={TENSORRT})
     s = create_session(tiny_model, OrtOptions(), ort=fake)
     assert s.provider == CUDA and fake.tried == [TENSORRT, CUDA]
+
+
+def test_session_options_follow_ort_options(tiny_model):
+    fake = FakeOrt([CPU])
+    create_session(tiny_model, OrtOptions(threads=2, memory_arena=False), ort=fake)
+    so = fake.options
+    assert so.intra_op_num_threads == 2 and so.inter_op_num_threads == 1
+    assert so.enable_cpu_mem_arena is False and so.enable_mem_pattern is False
+    assert so.config["session.intra_op.allow_spinning"] == "0"
+    create_session(tiny_model, OrtOptions(spin=True), ort=fake)
+    assert "session.intra_op.allow_spinning" not in fake.options.config
+    assert not hasattr(fake.options, "enable_cpu_mem_arena")  # left at ONNX Runtime's default
 
 
 def test_every_provider_failing_raises_provider_error(tiny_model):

@@ -105,6 +105,19 @@ def test_wrong_frame_size_is_a_clear_error(export_dir, frame):
         engine.matte(frame[:200])
 
 
+def test_an_export_of_an_older_format_asks_for_a_new_export(export_dir, tmp_path):
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(export_dir, old)
+    data = json.loads((old / "manifest.json").read_text())
+    data.pop("format")
+    (old / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="format 1.*export-onnx"):
+        OnnxMattingEngine(old, CPU1)
+
+
 def test_missing_export_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="mattecam export-onnx"):
         OnnxMattingEngine(tmp_path)
