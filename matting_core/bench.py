@@ -545,34 +545,87 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
-def format_table(records: list[dict[str, Any]]) -> str:
-    """Fixed-width table, one row per case. "x RVM" = the peer's time / ours (> 1: we are faster)."""
-    cols = [("size", "size", 0), ("backend", "backend", 0), ("CRA", "cra", 0), ("regions", "regions", 0),
-            ("coarse", "coarse_ms", 1), ("knn", "knn_ms", 2), ("refine", "refine_ms", 1),
-            ("total ms", "total_ms", 1), ("min ms", "min_ms", 1), ("FPS", "fps", 1), ("GFLOPs", "gflops", 1),
-            ("peak MB", "peak_mem_mb", 0), ("x RVM speed", "speedup_vs_peer", 2), ("x RVM mem", "mem_vs_peer", 2)]
-    rows = [[h for h, _, _ in cols]]
+TABLE_COLUMNS = [("size", "size", 0), ("backend", "backend", 0), ("CRA", "cra", 0), ("regions", "regions", 0),
+                 ("coarse", "coarse_ms", 1), ("knn", "knn_ms", 2), ("refine", "refine_ms", 1),
+                 ("total ms", "total_ms", 1), ("min ms", "min_ms", 1), ("FPS", "fps", 1), ("GFLOPs", "gflops", 1),
+                 ("peak MB", "peak_mem_mb", 0), ("x RVM speed", "speedup_vs_peer", 2), ("x RVM mem", "mem_vs_peer", 2)]
+
+
+def _backend_label(r: dict[str, Any]) -> str:
+    provider = str(r.get("provider") or "")
+    if not provider:
+        return r["backend"]
+    if r["backend"] == "torch":
+        return "torch/" + provider.removeprefix("torch-")
+    return f"{r['backend']}/{provider.replace('ExecutionProvider', '').lower()}"
+
+
+def _table_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Header row plus one row of strings per record; an error row has 4 cells (size, backend, CRA, error)."""
+    rows = [[h for h, _, _ in TABLE_COLUMNS]]
     for r in records:
-        if "error" in r:
-            rows.append([r.get("size", "?"), r.get("backend", "?"), _fmt(r.get("cra")), "error: " + r["error"]])
+        if "error" in r or "skipped" in r:
+            msg = "error: " + r["error"] if "error" in r else "skipped: " + r["skipped"]
+            rows.append([r.get("size", "?"), r.get("backend", "?"), _fmt(r.get("cra")), msg])
             continue
         row = []
-        for _, key, d in cols:
+        for _, key, d in TABLE_COLUMNS:
             v = r.get(key)
-            if key == "size" and (r["width"], r["height"]) in PAPER_SIZES:
-                v = f"{v} ({PAPER_SIZES[(r['width'], r['height'])]})"
-            if key == "backend" and r.get("provider") and r["backend"] != "torch":
-                v = f"{v}/{r['provider'].replace('ExecutionProvider', '').lower()}"
+            if key == "size":
+                if (r.get("width"), r.get("height")) in PAPER_SIZES:
+                    v = f"{v} ({PAPER_SIZES[(r['width'], r['height'])]})"
+                if r.get("coarse_scale", 1.0) < 1.0:
+                    v = f"{v} @{r['coarse_scale']:g}"
+            if key == "backend":
+                v = _backend_label(r)
             row.append(_fmt(v, d))
         rows.append(row)
-    width = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(cols))]
+    return rows
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """Fixed-width table, one row per case. "x RVM" = the peer's time / ours (> 1: we are faster)."""
+    rows = _table_rows(records)
+    n = len(TABLE_COLUMNS)
+    width = [max(len(row[i]) for row in rows if len(row) == n) for i in range(n)]
     lines = []
     for row in rows:
-        if len(row) < len(cols):
+        if len(row) < n:
             lines.append("  ".join(c.ljust(width[i]) for i, c in enumerate(row[:3])) + "  " + row[3])
         else:
             lines.append("  ".join(c.rjust(width[i]) if i >= 3 else c.ljust(width[i]) for i, c in enumerate(row)))
     return "\n".join(lines)
+
+
+def format_markdown(records: list[dict[str, Any]]) -> str:
+    """The same table as GitHub markdown (for the README)."""
+    rows = _table_rows(records)
+    n = len(TABLE_COLUMNS)
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(["---"] * 3 + ["--:"] * (n - 3)) + "|"]
+    for row in rows[1:]:
+        cells = row if len(row) == n else row[:3] + [row[3]] + [""] * (n - 4)
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def load_records(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Records saved earlier: ``--json`` output (one object per line) or a ``scripts/gpu_check.py`` report."""
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        text = Path(path).read_text()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            records += [json.loads(line) for line in text.splitlines() if line.strip()]
+            continue
+        if isinstance(data, dict) and isinstance(data.get("bench"), list):
+            records += data["bench"]
+        elif isinstance(data, dict):
+            records.append(data)
+        else:
+            raise ValueError(f"{path}: neither bench JSON lines nor a gpu_check report")
+    attach_peer_ratios(records)
+    return records
 
 
 def header(args: argparse.Namespace, records: list[dict[str, Any]]) -> str:
@@ -617,6 +670,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run every case in this process (faster; CPU peak memory then is not per case)")
     p.add_argument("--case-timeout", type=float, default=900.0, help="seconds before a case is abandoned")
     p.add_argument("--json", action="store_true", help="one JSON object per case instead of the table")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--from-json", nargs="+", metavar="FILE", default=None,
+                   help="measure nothing: print the table of saved --json output or gpu_check reports")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -647,6 +703,13 @@ def _validate(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, export what ONNX Runtime needs, measure each case, print a table or JSON lines."""
+    if args.from_json:
+        try:
+            records = load_records(args.from_json)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: {exc}") from None
+        print(format_markdown(records) if args.markdown else format_table(records))
+        return 0
     _validate(args)
     cases, notes = plan_cases(args)
     for n in notes:
@@ -681,7 +744,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(rec), flush=True)
     if not args.json:
         print(header(args, records))
-        print(format_table(records))
+        print(format_markdown(records) if args.markdown else format_table(records))
         for n in notes:
             print(f"note: {n}")
     return 1 if records and all("error" in r for r in records) else 0

@@ -172,3 +172,18 @@ def test_coarse_scale_runs_the_model_on_the_smaller_frame():
     assert rec["regions"] == rec["region_budget"]
     with pytest.raises(SystemExit, match="coarse-scale"):
         bench.run(_args(device="cpu", coarse_scale=1.5))
+
+
+def test_saved_json_and_gpu_check_reports_render_as_markdown(tmp_path, capsys):
+    lines = tmp_path / "cpu.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in [_rec(PEER, 200.0, 1000.0, cra=None),
+                                                        _rec("torch", 100.0, 500.0, provider="torch-cpu")]))
+    report = tmp_path / "gpu.json"
+    report.write_text(json.dumps({"env": {}, "bench": [_rec("torch", 2.0, 900.0, size="1920x1080",
+                                                            provider="torch-cuda (cuda-graph)")]}))
+    assert bench.run(_args(from_json=[str(lines), str(report)], markdown=True)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| size | backend | CRA |") and out[1].startswith("|---|")
+    assert len(out) == 5
+    assert "| torch/cpu | on |" in out[3] and "| 2.00 |" in out[3]  # ratio to the peer recomputed
+    assert "torch/cuda (cuda-graph)" in out[4]
