@@ -59,11 +59,11 @@ def make_window(qtbot, settings=None, engine=None, source_factory=make_source, m
     window.show()
     collector = Collector()
     window.pipeline.add_sink(CallbackSink("test", collector))
-    qtbot.waitUntil(lambda: window.engine is engine, timeout=5000)
+    qtbot.waitUntil(lambda: window.engine is engine, timeout=20000)
     return window, collector, engine
 
 
-def wait_frames(qtbot, collector, n=2, timeout=5000):
+def wait_frames(qtbot, collector, n=2, timeout=20000):
     start = collector.count()
     qtbot.waitUntil(lambda: collector.count() >= start + n, timeout=timeout)
 
@@ -72,7 +72,7 @@ def test_window_builds_and_shows_composited_frames(qtbot):
     window, collector, engine = make_window(qtbot)
     wait_frames(qtbot, collector, 2)
     shown = window.preview.frames_shown
-    qtbot.waitUntil(lambda: window.preview.frames_shown >= shown + 2, timeout=5000)
+    qtbot.waitUntil(lambda: window.preview.frames_shown >= shown + 2, timeout=20000)
     assert not window._last_preview.warning  # a real composite, not the "loading" placeholder
     assert window.controls.gallery.count() == len(bundled_backgrounds())
     assert "Demo clip" in window.controls.source_combo.currentText()
@@ -87,12 +87,12 @@ def test_toggling_cra_reaches_the_engine(qtbot):
     wait_frames(qtbot, collector)
     assert engine.use_cra is True
     window.controls.cra_check.setChecked(False)
-    qtbot.waitUntil(lambda: engine.use_cra is False, timeout=3000)
+    qtbot.waitUntil(lambda: engine.use_cra is False, timeout=15000)
     wait_frames(qtbot, collector)
     assert engine.cra_seen[-1] is False
     assert window.settings.use_cra is False
     qtbot.keyClick(window, Qt.Key.Key_C)  # hotkey turns it back on
-    qtbot.waitUntil(lambda: engine.use_cra is True, timeout=3000)
+    qtbot.waitUntil(lambda: engine.use_cra is True, timeout=15000)
     assert window.controls.cra_check.isChecked()
     window.close()
 
@@ -104,7 +104,7 @@ def test_picking_a_background_changes_the_composite(qtbot, tmp_path):
     assert window.add_background_file(path)
     assert window.controls.gallery.item_for(path) is not None
     qtbot.waitUntil(lambda: isinstance(window.background, ImageBackground)
-                    and window.background.description == "split.png", timeout=3000)
+                    and window.background.description == "split.png", timeout=15000)
     wait_frames(qtbot, collector)
     result = collector.last()
     expected = aspect_fill(cv2.imread(path), (result.frame.shape[1], result.frame.shape[0]))
@@ -115,23 +115,23 @@ def test_picking_a_background_changes_the_composite(qtbot, tmp_path):
     # Clicking a bundled picture in the gallery switches again.
     bundled = str(bundled_backgrounds()[0])
     window.controls.gallery.picked.emit(bundled)
-    qtbot.waitUntil(lambda: window.background.description == bundled_backgrounds()[0].name, timeout=3000)
+    qtbot.waitUntil(lambda: window.background.description == bundled_backgrounds()[0].name, timeout=15000)
     window.close()
 
 
 def test_blur_colour_and_none_modes_apply_live(qtbot):
     window, collector, _engine = make_window(qtbot)
     window.set_color("#ff0000")
-    qtbot.waitUntil(lambda: window.background.description == "#ff0000", timeout=3000)
+    qtbot.waitUntil(lambda: window.background.description == "#ff0000", timeout=15000)
     wait_frames(qtbot, collector)
     result = collector.last()
     assert tuple(result.composite[0, 0]) == (0, 0, 255)
     window.controls.mode_combo.setCurrentIndex(window.controls.mode_combo.findData("blur"))
-    qtbot.waitUntil(lambda: window.background.description.startswith("blur"), timeout=3000)
+    qtbot.waitUntil(lambda: window.background.description.startswith("blur"), timeout=15000)
     window.controls.blur_slider.setValue(80)
-    qtbot.waitUntil(lambda: window.background.description == "blur 80", timeout=3000)
+    qtbot.waitUntil(lambda: window.background.description == "blur 80", timeout=15000)
     window.controls.mode_combo.setCurrentIndex(window.controls.mode_combo.findData("none"))
-    qtbot.waitUntil(lambda: window.background.description == "none", timeout=3000)
+    qtbot.waitUntil(lambda: window.background.description == "none", timeout=15000)
     wait_frames(qtbot, collector)
     assert np.array_equal(collector.last().composite, collector.last().frame)
     window.close()
@@ -156,7 +156,7 @@ def test_video_background(qtbot, tmp_path):
     window, _collector, _engine = make_window(qtbot)
     clip = write_video(tmp_path / "bg.mp4", n=5)
     assert window.set_video_background(str(clip))
-    qtbot.waitUntil(lambda: window.background.description == "bg.mp4", timeout=3000)
+    qtbot.waitUntil(lambda: window.background.description == "bg.mp4", timeout=15000)
     assert window.settings.background_mode == "video"
     window.close()
 
@@ -172,7 +172,7 @@ def test_settings_persist_across_runs(qtbot):
     assert (saved.use_cra, saved.temporal_smoothing, saved.preview_view) == (False, 0.5, "alpha")
     again, _, engine2 = make_window(qtbot, settings=saved)
     assert not again.controls.cra_check.isChecked() and again.view_combo.currentData() == "alpha"
-    qtbot.waitUntil(lambda: bool(engine2.cra_seen) and engine2.cra_seen[-1] is False, timeout=5000)
+    qtbot.waitUntil(lambda: bool(engine2.cra_seen) and engine2.cra_seen[-1] is False, timeout=20000)
     again.close()
 
 
@@ -192,8 +192,8 @@ def test_preview_views_and_mirror_affect_only_the_preview(qtbot, fake_vcam):
     window, collector, _engine = make_window(qtbot, settings=AppSettings(
         source_kind="demo", mirror_preview=True, virtual_camera_backend="fake"))
     window.set_virtual_camera(True)
-    qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 2, timeout=5000)
-    qtbot.waitUntil(lambda: window._last_preview is not None, timeout=5000)
+    qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 2, timeout=20000)
+    qtbot.waitUntil(lambda: window._last_preview is not None, timeout=20000)
     preview = window._last_preview
     shown = window.preview._array
     assert np.array_equal(shown, cv2.flip(preview.composite, 1))  # preview is mirrored ...
@@ -212,12 +212,12 @@ def test_virtual_camera_start_stop_through_pyvirtualcam(qtbot, fake_vcam):
     window, _collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="demo",
                                                                         virtual_camera_backend="fake"))
     window.controls.vcam_button.click()
-    qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 3, timeout=5000)
+    qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 3, timeout=20000)
     assert fake_vcam.opened[0]["width"] == 640 and fake_vcam.opened[0]["height"] == 480
-    qtbot.waitUntil(lambda: window.controls.vcam_status.text().startswith("on:"), timeout=3000)
+    qtbot.waitUntil(lambda: window.controls.vcam_status.text().startswith("on:"), timeout=15000)
     assert window.controls.vcam_button.text() == "Stop virtual camera"
     qtbot.keyClick(window, Qt.Key.Key_V)  # hotkey stops it
-    qtbot.waitUntil(lambda: fake_vcam.closed == 1, timeout=3000)
+    qtbot.waitUntil(lambda: fake_vcam.closed == 1, timeout=15000)
     assert window.controls.vcam_status.text() == "stopped"
     window.close()
 
@@ -226,19 +226,19 @@ def test_missing_virtual_camera_device_is_explained_and_preview_keeps_running(qt
     window, _collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="demo",
                                                                         virtual_camera_backend="missing"))
     window.controls.vcam_button.click()
-    qtbot.waitUntil(lambda: "v4l2loopback" in window.notice.text, timeout=5000)
+    qtbot.waitUntil(lambda: "v4l2loopback" in window.notice.text, timeout=20000)
     assert "exclusive_caps=1" in window.notice.text and "preview keeps running" in window.notice.text
     assert window.controls.vcam_status.text() == "unavailable"
     assert not window.controls.vcam_button.isChecked()
     shown = window.preview.frames_shown
-    qtbot.waitUntil(lambda: window.preview.frames_shown > shown + 2, timeout=5000)
+    qtbot.waitUntil(lambda: window.preview.frames_shown > shown + 2, timeout=20000)
     window.close()
 
 
 def test_no_camera_offers_the_demo_clip(qtbot, tmp_path):
     settings = AppSettings(source_kind="camera", camera=str(tmp_path / "video7"))  # no such device
     window, collector, _engine = make_window(qtbot, settings=settings)
-    qtbot.waitUntil(lambda: "No camera found" in window.notice.text, timeout=5000)
+    qtbot.waitUntil(lambda: "No camera found" in window.notice.text, timeout=20000)
     assert window.notice.action_button.isVisible()
     assert window.notice.action_button.text() == "Use the demo clip"
     assert "No camera found" in window.preview._placeholder and not window.preview.has_frame
@@ -264,7 +264,7 @@ def test_busy_camera_is_reported_and_the_window_stays_up(qtbot):
 
     window, collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="camera", camera="0"),
                                             source_factory=busy, cameras=[CameraEntry("cam", 0)])
-    qtbot.waitUntil(lambda: "in use by another application" in window.notice.text, timeout=5000)
+    qtbot.waitUntil(lambda: "in use by another application" in window.notice.text, timeout=20000)
     assert window.isVisible()
     window.use_demo_clip()
     wait_frames(qtbot, collector, 2)
@@ -292,9 +292,9 @@ def test_camera_unplugged_mid_stream_reconnects(qtbot):
     window, collector, _engine = make_window(qtbot, settings=AppSettings(source_kind="camera"),
                                             source_factory=lambda spec: FlakyCamera(),
                                             cameras=[CameraEntry("cam", 0)])
-    qtbot.waitUntil(lambda: state["opens"] >= 2, timeout=5000)
+    qtbot.waitUntil(lambda: state["opens"] >= 2, timeout=20000)
     n = collector.count()
-    qtbot.waitUntil(lambda: collector.count() > n + 3, timeout=5000)  # frames flow again after the reconnect
+    qtbot.waitUntil(lambda: collector.count() > n + 3, timeout=20000)  # frames flow again after the reconnect
     assert window.isVisible()
     window.close()
 
@@ -324,7 +324,7 @@ def test_gpu_requested_and_model_file_missing_fall_back_with_messages(qtbot, tmp
     assert {"coarse", "refine"} <= set(result.timings_ms)
     assert window.engine.use_cra is True
     window.controls.cra_check.setChecked(False)
-    qtbot.waitUntil(lambda: window.engine.use_cra is False, timeout=5000)
+    qtbot.waitUntil(lambda: window.engine.use_cra is False, timeout=20000)
     window.close()
 
 
@@ -335,8 +335,8 @@ def test_model_that_fails_to_start_is_reported_and_the_window_stays_up(qtbot):
     window = MainWindow(AppSettings(source_kind="demo"), engine_factory=broken, camera_lister=list)
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: "could not be started" in window.notice.text, timeout=5000)
-    qtbot.waitUntil(lambda: window.preview.frames_shown >= 1, timeout=5000)
+    qtbot.waitUntil(lambda: "could not be started" in window.notice.text, timeout=20000)
+    qtbot.waitUntil(lambda: window.preview.frames_shown >= 1, timeout=20000)
     assert window.controls.engine_label.text() == "no model"
     window.close()
 
@@ -351,9 +351,9 @@ def test_device_change_reloads_the_engine_without_a_restart(qtbot):
 
     window = MainWindow(AppSettings(source_kind="demo"), engine_factory=factory, camera_lister=list)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: len(engines) == 1 and window.engine is engines[0][1], timeout=5000)
+    qtbot.waitUntil(lambda: len(engines) == 1 and window.engine is engines[0][1], timeout=20000)
     window.controls.device_combo.setCurrentIndex(window.controls.device_combo.findData("cuda"))
-    qtbot.waitUntil(lambda: len(engines) == 2 and window.engine is engines[1][1], timeout=5000)
+    qtbot.waitUntil(lambda: len(engines) == 2 and window.engine is engines[1][1], timeout=20000)
     assert engines[1][0].device == "cuda" and window.controls.engine_label.text() == "fake on cuda"
     window.close()
 
@@ -379,7 +379,7 @@ def test_closing_the_window_stops_everything_within_a_second(qtbot, fake_vcam):
         source_kind="demo", virtual_camera_backend="fake"))
     engine.delay_s = 0.15  # a slow model is mid-frame when the window closes
     window.set_virtual_camera(True)
-    qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 1, timeout=20000)
     t0 = time.monotonic()
     window.close()
     elapsed = time.monotonic() - t0
@@ -398,7 +398,7 @@ def test_recording_from_the_window_writes_a_playable_file(qtbot, tmp_path):
     assert not window.controls.record_button.isChecked()
     files = list(tmp_path.glob("mattecam-*.mp4"))
     assert len(files) == 1
-    qtbot.waitUntil(lambda: len(read_frames(files[0])) >= 3, timeout=3000)
+    qtbot.waitUntil(lambda: len(read_frames(files[0])) >= 3, timeout=15000)
     assert read_frames(files[0])[0].shape == (480, 640, 3)
     window.close()
 
