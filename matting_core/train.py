@@ -283,9 +283,10 @@ def train_stream(cfg: TrainConfig, train_samples: list, dist: DistEnv, device: t
                                f"{dist.world} process(es)")
     sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
-    loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=cfg.data.workers,
+    workers = cfg.data.workers
+    loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=workers,
                         collate_fn=TrainBatch.collate, pin_memory=device.type == "cuda", drop_last=True,
-                        persistent_workers=False)
+                        persistent_workers=workers > 0)
     per_epoch = max(1, len(loader))
     epoch = start_step // per_epoch
     while True:
@@ -440,7 +441,11 @@ class Trainer:
 
         if not path.is_file():
             raise CheckpointError(f"{path}: checkpoint not found")
-        model.load_state_dict(load_file(str(path), device="cpu"))
+        try:
+            model.load_state_dict(load_file(str(path), device="cpu"))
+        except (RuntimeError, OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0][:300]
+            raise CheckpointError(f"{path}: weights do not fit the configured [model] ({first})") from exc
 
     def _restore(self, state: dict[str, Any]) -> None:
         ckpt = self.run_dir / "checkpoints" / state["checkpoint"]
@@ -562,8 +567,8 @@ class Trainer:
                 result.losses.append(parts["total"])
                 dt = time.perf_counter() - t0
                 rate = images_per_step / dt if rate == 0 else 0.9 * rate + 0.1 * images_per_step / dt
+                bar.set_postfix(loss=f"{parts['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{parts['total']:.4f}", img_s=f"{rate:.1f}")
                 if self.dist.is_main:
                     if self.step % cfg.log_every == 0 or self.step == end:
                         self._write_csv("log.csv", {"step": self.step, "lr": lr, "img_per_s": round(rate, 3),

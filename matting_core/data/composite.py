@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,12 @@ import numpy as np
 from matting_core.data.datasets import IMAGE_EXTS, DatasetError, read_image_rgb
 
 log = logging.getLogger(__name__)
+
+# pymatting's parallel numba code would otherwise pick the OpenMP threading layer, i.e. the libgomp that torch
+# already started in the parent of a forked DataLoader worker: that thread pool does not survive fork() and
+# the worker hangs inside estimate_foreground_ml. numba's own "workqueue" layer is fork-safe. It must be set
+# before numba is first imported, hence here, at import, and only when the user has not chosen a layer.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 
 def estimate_fg_bg(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -105,3 +105,15 @@ def test_folder_training_without_root_is_a_clear_error(tmp_path):
 def test_lr_schedule_steps_down_at_milestones():
     o = train_mod.OptimConfig(lr=1e-4, milestones=(10, 20), gamma=0.1)
     assert o.lr_at(0) == 1e-4 and o.lr_at(10) == pytest.approx(1e-5) and o.lr_at(25) == pytest.approx(1e-6)
+
+
+def test_init_from_a_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
+    from matting_core.checkpoint import CheckpointError, save_checkpoint
+    from matting_core.config import ModelConfig
+    from matting_core.model import PortraitMattingModel
+
+    other = ModelConfig(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2))
+    ckpt = save_checkpoint(PortraitMattingModel(other), tmp_path / "other.safetensors")
+    cfg = replace(_smoke(tmp_path), init=str(ckpt))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        train(cfg, progress=False)
