@@ -11,8 +11,9 @@ Measurement rules (and why):
   ``auto`` = a budget of 2*(h8+w8) regions (the authors' fixed top-K rule), ``all`` = every uncertain cell
   (the paper's inference rule; with untrained weights that count means nothing), or a number.
 - Median over ``--repeats`` frames after ``--warmup`` frames; ``min_ms`` too, which is the steadier figure
-  on a machine shared with other work (``cpu_ms``, process CPU time per frame, is in the JSON; thread pools
-  that spin while waiting inflate it).
+  on a machine shared with other work; and ``cpu_ms``, the process CPU time per frame: with ``--threads 1``
+  it is the single-core latency even while other processes compete for the core (thread pools that spin
+  while waiting inflate it with more threads).
 - Peak memory on the CPU is the peak RSS (``VmHWM``) of a fresh subprocess per case: the same thing the
   peer's 1.3 GB figure measures; ``work_mem_mb`` is how far running frames raised it above the loaded
   model. On CUDA it is ``torch.cuda.max_memory_allocated`` for the case.
@@ -547,7 +548,8 @@ def _fmt(v: Any, digits: int = 1) -> str:
 
 TABLE_COLUMNS = [("size", "size", 0), ("backend", "backend", 0), ("CRA", "cra", 0), ("regions", "regions", 0),
                  ("coarse", "coarse_ms", 1), ("knn", "knn_ms", 2), ("refine", "refine_ms", 1),
-                 ("total ms", "total_ms", 1), ("min ms", "min_ms", 1), ("FPS", "fps", 1), ("GFLOPs", "gflops", 1),
+                 ("total ms", "total_ms", 1), ("min ms", "min_ms", 1), ("CPU ms", "cpu_ms", 1), ("FPS", "fps", 1),
+                 ("GFLOPs", "gflops", 1),
                  ("peak MB", "peak_mem_mb", 0), ("x RVM speed", "speedup_vs_peer", 2), ("x RVM mem", "mem_vs_peer", 2)]
 
 
