@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, help="checkpoint (.safetensors) to evaluate with --data (default model)")
     p.add_argument("--data", type=Path, help="dataset folder to run the model on")
     p.add_argument("--split", help="P3M-10k subset: P3M-500-P, P3M-500-NP or train")
+    p.add_argument("--holdout", type=float, metavar="FRACTION",
+                   help="score only the validation part of --data that a training run with "
+                   "data.val_fraction = FRACTION held out (same hash split)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images of --data")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="downscale photos above this area for the model (PPM-100 protocol: 2073600)")
@@ -63,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
             from matting_core.engine import EngineOptions, MattingEngine
 
             samples = scan_dataset(args.data, split=args.split).samples
+            if args.holdout:
+                from matting_core.data.datasets import split_samples
+
+                samples = split_samples(samples, args.holdout)[1]
+                if not samples:
+                    print(f"eval: no image of {args.data} falls in a {args.holdout} hold-out", file=sys.stderr)
+                    return 1
             if args.limit:
                 samples = samples[: args.limit]
             try:

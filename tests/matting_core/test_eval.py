@@ -121,4 +121,5 @@ def test_eval_runs_a_checkpoint_over_a_dataset(tmp_path):
     pred = cv2.imread(str(out / "pred" / "p0.png"), cv2.IMREAD_GRAYSCALE)
     assert pred.shape == (40, 48)  # upscaled back to the photo's size
     assert (out / "report.md").is_file()
+    assert _run(["--model", str(ckpt), "--data", str(tmp_path / "data"), "--holdout", "0.000001"]) == 1
     assert _run(["--model", str(tmp_path / "missing.safetensors"), "--data", str(tmp_path / "data")]) == 1
