@@ -9,6 +9,7 @@ with a 30x30 elliptical kernel, as the PPM-100 benchmark does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -241,6 +242,12 @@ def _thumb(a: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(a, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
 
 
+def _grey_rgb(a: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor((np.clip(a, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
+
 def worst_cases_grid(report: EvalReport, path: Path, n: int = 6, metric: str = "SAD", height: int = 192) -> int:
     """PNG grid, one row per worst image: image | truth | prediction | |error| (image column when known).
 
@@ -258,15 +265,12 @@ def worst_cases_grid(report: EvalReport, path: Path, n: int = 6, metric: str = "
         if pred.shape != gt.shape:
             pred = _resize_to(pred, gt.shape)
         err = np.abs(pred - gt)
-        grey = lambda a: cv2.cvtColor((np.clip(a, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
         heat = cv2.applyColorMap((err * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1]
         tiles = []
         if s.item.image is not None:
-            try:
+            with contextlib.suppress(DatasetError):  # the picture is still useful without the photo
                 tiles.append(read_image_rgb(s.item.image))
-            except DatasetError:
-                pass
-        tiles += [grey(gt), grey(pred), heat]
+        tiles += [_grey_rgb(gt), _grey_rgb(pred), heat]
         row = np.concatenate([_thumb(t, height) for t in tiles if t.shape[:2] == gt.shape[:2]], axis=1)
         label = f"{s.name}  {metric}={s.metrics.get(metric, float('nan')):.3f}"
         cv2.putText(row, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
