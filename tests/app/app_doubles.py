@@ -117,3 +117,15 @@ def write_split_picture(path: Path) -> Path:
     img[:, 100:] = (255, 0, 0)
     cv2.imwrite(str(path), img)
     return path
+
+
+def read_video_frames(path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded with OpenCV (what a player would show)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            cap.release()
+            return frames
+        frames.append(frame)

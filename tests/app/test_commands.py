@@ -7,7 +7,7 @@ import argparse
 import cv2
 import numpy as np
 import pytest
-from app_doubles import FakeEngine, write_split_picture, write_video
+from app_doubles import FakeEngine, read_video_frames, write_split_picture, write_video
 
 from app.commands import gui, render, stream
 
@@ -18,15 +18,6 @@ def parse(module, argv):
     module.register(sub)
     return parser.parse_args([module.NAME, *argv])
 
-
-def read_all(path):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(frame)
 
 
 def test_app_commands_are_registered_in_the_cli():
@@ -42,7 +33,7 @@ def test_render_composites_every_frame_with_the_real_engine(tmp_path, capsys):
     out = tmp_path / "out.mp4"
     args = parse(render, ["--source", str(source), "--color", "#00ff00", "-o", str(out), "--no-progress"])
     assert args.func(args) == 0
-    frames = read_all(out)
+    frames = read_video_frames(out)
     assert len(frames) == 3 and frames[0].shape == (64, 96, 3)
     assert "wrote" in capsys.readouterr().out
     cap = cv2.VideoCapture(str(out))
@@ -56,7 +47,7 @@ def test_render_background_where_alpha_is_zero(tmp_path, monkeypatch):
     args = parse(render, ["--source", str(source), "--color", "#0000ff", "-o", str(out), "--no-progress",
                           "--smoothing", "0"])
     assert args.func(args) == 0
-    frames = read_all(out)
+    frames = read_video_frames(out)
     assert len(frames) == 4
     corner = frames[-1][:10, :10].reshape(-1, 3).mean(axis=0)
     assert np.allclose(corner, (255, 0, 0), atol=8)  # BGR blue: a corner is outside the fake ellipse

@@ -8,7 +8,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from app_doubles import FakeEngine, wait_until
+from app_doubles import FakeEngine, read_video_frames, wait_until
 
 from app.backgrounds import ColorBackground
 from app.compositor import Compositor
@@ -148,7 +148,7 @@ def test_live_recording_keeps_wall_clock_time_when_frames_come_slowly(tmp_path, 
         clock["t"] += 0.2
     sink.close()
     assert sink.frames_written == 1 + 4 * 4  # one second of video for one second of wall clock (+ first frame)
-    frames = read_back(tmp_path / "live.avi")
+    frames = read_video_frames(tmp_path / "live.avi")
     assert len(frames) == 17
     values = [int(f[0, 0, 0]) for f in frames]
     expected = [0] + [40] * 4 + [80] * 4 + [120] * 4 + [160] * 4  # each frame held for its 0.2 s
@@ -162,12 +162,3 @@ def test_offline_recording_writes_each_frame_once(tmp_path):
     sink.close()
     assert sink.frames_written == 3
 
-
-def read_back(path):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            return frames
-        frames.append(f)

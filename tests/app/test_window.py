@@ -9,7 +9,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from app_doubles import FakeEngine, write_split_picture, write_video
+from app_doubles import FakeEngine, read_video_frames, write_split_picture, write_video
 
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt
@@ -398,16 +398,7 @@ def test_recording_from_the_window_writes_a_playable_file(qtbot, tmp_path):
     assert not window.controls.record_button.isChecked()
     files = list(tmp_path.glob("mattecam-*.mp4"))
     assert len(files) == 1
-    qtbot.waitUntil(lambda: len(read_frames(files[0])) >= 3, timeout=15000)
-    assert read_frames(files[0])[0].shape == (480, 640, 3)
+    qtbot.waitUntil(lambda: len(read_video_frames(files[0])) >= 3, timeout=15000)
+    assert read_video_frames(files[0])[0].shape == (480, 640, 3)
     window.close()
 
-
-def read_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(frame)
