@@ -19,6 +19,7 @@ On the CPU (or with ``cuda_graph=False``) the same class runs eagerly, which kee
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -73,7 +74,9 @@ def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours
 
     ``coords`` (N, 2) cells grouped by image, N = batch_size * m. Same contract as
     ``matting_core.neighbours.find_neighbours`` (self excluded; when m <= k the missing slots point at the
-    region itself and are flagged invalid). Squared distances of integer cells are exact in float32.
+    region itself and are flagged invalid). Equally distant candidates are ranked by their index (row-major
+    cell order), so the result is deterministic on every device: the sort key is the exact integer
+    ``squared distance * m + index``.
     """
     n = coords.shape[0]
     m = n // batch_size
@@ -84,10 +87,10 @@ def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours
     kk = min(k, m - 1)
     if kk <= 0:
         return Neighbours(own, valid)
-    c = coords.float().view(batch_size, m, 2)
-    d2 = (c[:, :, None, :] - c[:, None, :, :]).square().sum(-1)  # (B, m, m)
-    d2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
-    j = torch.topk(d2, kk, dim=2, largest=False).indices  # (B, m, kk)
+    c = coords.long().view(batch_size, m, 2)
+    key = (c[:, :, None, :] - c[:, None, :, :]).square().sum(-1) * m + torch.arange(m, device=coords.device)
+    key.diagonal(dim1=1, dim2=2).fill_(torch.iinfo(torch.int64).max)  # never your own neighbour
+    j = torch.topk(key, kk, dim=2, largest=False).indices  # (B, m, kk)
     j = j + (torch.arange(batch_size, device=coords.device) * m)[:, None, None]
     own[:, :kk] = j.reshape(n, kk)
     valid[:, :kk] = True
@@ -95,12 +98,13 @@ def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours
 
 
 def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int, use_cra: bool,
-                   clock: Any = None) -> tuple[torch.Tensor, int]:
+                   clock: Any = None, knn: Callable[..., Neighbours] | None = None) -> tuple[torch.Tensor, int]:
     """``PortraitMattingModel.forward`` for a fixed region budget, free of host syncs (CUDA-graph safe).
 
     The same steps as the model's own forward (pad, coarse, top-K regions, crop, KNN, refine, paste) with
     the batched fixed-count KNN instead of the general one; returns the alpha (B, 1, H, W) and the region
-    count. A test pins it to the model's forward.
+    count. ``knn(coords, batch, k)`` replaces the neighbour search (tests pass the model's own to show the
+    rest is identical; the searches differ only in which of several equally distant cells they pick).
     """
     cfg = model.cfg
     r = cfg.region_size
@@ -112,7 +116,10 @@ def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int
     if clock is not None:
         clock.mark("coarse")
     if use_cra:
-        nb = knn_fixed_count(regions.coords, image.shape[0], cfg.knn_k)
+        if knn is None:
+            nb = knn_fixed_count(regions.coords, image.shape[0], cfg.knn_k)
+        else:
+            nb = knn(regions.coords, regions.batch, cfg.knn_k)
         if clock is not None:
             clock.mark("knn")
         refined = model.refiner(patches, regions.coords, nb.index, nb.valid)

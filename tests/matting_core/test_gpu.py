@@ -111,17 +111,45 @@ def test_runtime_rejects_bad_frames_and_options(model):
         rt.upload(np.zeros((8, 8, 3), np.float32))
 
 
+@pytest.fixture(scope="module")
+def cra_model() -> PortraitMattingModel:
+    """Random weights plus a non-zero CRA position table, so which neighbours are picked really matters."""
+    torch.manual_seed(1)
+    m = PortraitMattingModel(ModelConfig()).eval()
+    with torch.no_grad():
+        m.refiner.cra.bias.table.normal_(0, 1.0)
+    return m
+
+
 @pytest.mark.parametrize("use_cra", [True, False])
-def test_static_forward_is_the_models_forward_with_a_budget(model, use_cra):
-    """The CUDA-graph path re-composes the forward pass; it must give exactly the model's result."""
+def test_static_forward_is_the_models_forward_with_a_budget(cra_model, use_cra):
+    """The CUDA-graph path re-composes the forward pass; with the model's own KNN it gives the model's result."""
     from matting_core.backends.torch_runtime import static_forward
+    from matting_core.neighbours import knn_kdtree
 
     x = torch.rand(2, 3, 232, 248, generator=torch.Generator().manual_seed(7))
     with torch.inference_mode():
-        want = model(x, use_cra=use_cra, region_budget=50, knn="kdtree").alpha
-        got, n = static_forward(model, x, 50, use_cra)
+        want = cra_model(x, use_cra=use_cra, region_budget=50, knn="kdtree").alpha
+        got, n = static_forward(cra_model, x, 50, use_cra, knn=knn_kdtree)
+        fast, _ = static_forward(cra_model, x, 50, use_cra)
     assert n == 100
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)  # tied neighbours may come in another order
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    if not use_cra:
+        torch.testing.assert_close(fast, want, atol=1e-5, rtol=0)
+
+
+def test_fixed_count_knn_breaks_ties_by_index():
+    """A plus-shaped set: the centre's 4 nearest are at distance 1, then 4 more at distance 2; k=5 must take
+    the four at distance 1 and then the lowest-index cell at distance 2, on every run and device."""
+    from matting_core.backends.torch_runtime import knn_fixed_count
+
+    cells = [(0, 2), (1, 2), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (3, 2), (4, 2)]  # row-major
+    coords = torch.tensor(cells)
+    nb = knn_fixed_count(coords, 1, 5)
+    centre = cells.index((2, 2))
+    picked = [cells[i] for i in nb.index[centre].tolist()]
+    assert set(picked[:4]) == {(1, 2), (2, 1), (2, 3), (3, 2)}
+    assert picked[4] == (0, 2)  # of (0,2), (2,0), (2,4), (4,2) the first in row-major order
 
 
 @pytest.mark.parametrize("m", [1, 3, 9, 40])
