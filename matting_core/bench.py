@@ -199,6 +199,16 @@ def count_gflops(model: Any, image: Any, use_cra: bool, budget: int | None) -> f
     return counter.get_total_flops() / 2 / 1e9  # FlopCounterMode counts 2 per multiply-add
 
 
+def safe_gflops(model: Any, image: Any, use_cra: bool, budget: int | None) -> float | None:
+    """:func:`count_gflops`, or None (logged) when counting fails: a missing FLOP formula must not lose the
+    case's timings."""
+    try:
+        return round(count_gflops(model, image, use_cra, budget), 2)
+    except Exception:  # noqa: BLE001 - the count is optional, the timings are not
+        log.warning("FLOP counting failed", exc_info=True)
+        return None
+
+
 def _stage_summary(timings: list[dict[str, float]]) -> dict[str, float]:
     keys = ("coarse", "knn", "refine", "total")
     return {f"{k}_ms": round(_median([t.get(k, 0.0) for t in timings]), 3) for k in keys}
@@ -287,10 +297,10 @@ def _measure_torch_cpu(case: BenchCase, frame: np.ndarray, budget: int | None) -
     runs = _Frames(_scaled(engine.matte_detailed, case), frame, case.warmup, case.repeats)
     peak = _peak_rss_mb()
     image = engine.to_tensor(bench_frame(*case.inner, case.image)[0])
-    gflops = count_gflops(engine.model, image, bool(case.cra), budget)
+    gflops = safe_gflops(engine.model, image, bool(case.cra), budget)
     return {**_stage_summary([r.timings_ms for r in runs.results]), **runs.spread(),
             "regions": int(_median([len(r.regions) for r in runs.results])),
-            "gflops": round(gflops, 2), "peak_mem_mb": round(peak, 1), "work_mem_mb": round(peak - base, 1),
+            "gflops": gflops, "peak_mem_mb": round(peak, 1), "work_mem_mb": round(peak - base, 1),
             "mem_method": "peak RSS of a fresh process (VmHWM)", "provider": "torch-cpu",
             "threads": torch.get_num_threads(), "trained": engine.is_trained, "torch": torch.__version__}
 
@@ -317,7 +327,7 @@ def _measure_onnxruntime(case: BenchCase, frame: np.ndarray, budget: int | None)
            "threads": case.threads or os.cpu_count(), "onnxruntime": onnxruntime.__version__}
     engine_t = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))  # same graph: same FLOPs
     image = engine_t.to_tensor(bench_frame(*case.inner, case.image)[0])
-    rec["gflops"] = round(count_gflops(engine_t.model, image, bool(case.cra), budget), 2)
+    rec["gflops"] = safe_gflops(engine_t.model, image, bool(case.cra), budget)
     rec["trained"] = engine_t.is_trained
     return rec
 
@@ -374,11 +384,11 @@ def _measure_torch_cuda(case: BenchCase, frame: np.ndarray, budget: int | None) 
             stages.append(clock.finish())
     image = dev.permute(2, 0, 1).unsqueeze(0).float().div(255.0)
     with torch.autocast("cuda", dtype=rt.dtype, enabled=rt.dtype is not None):
-        gflops = count_gflops(rt.model, image, bool(case.cra), budget)
+        gflops = safe_gflops(rt.model, image, bool(case.cra), budget)
     eager = _stage_summary(stages)
     return {"coarse_ms": eager["coarse_ms"], "knn_ms": eager["knn_ms"], "refine_ms": eager["refine_ms"],
             "eager_total_ms": eager["total_ms"], "total_ms": round(_median(totals), 3),
-            "regions": rt.last_region_count, "gflops": round(gflops, 2),
+            "regions": rt.last_region_count, "gflops": gflops,
             "peak_mem_mb": round(peak / 2**20, 1), "work_mem_mb": round((peak - base) / 2**20, 1),
             "mem_method": "torch.cuda.max_memory_allocated", "provider": f"torch-cuda ({rt.mode})",
             "graph_error": rt.graph_error, "gpu": torch.cuda.get_device_name(), "trained": engine.is_trained,

@@ -360,6 +360,11 @@ def targets(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _num(r: dict[str, Any], key: str, width: int, digits: int) -> str:
+    v = r.get(key)
+    return f"{v:>{width}.{digits}f}" if isinstance(v, (int, float)) else f"{'-':>{width}}"
+
+
 def summary(report: Report) -> str:
     d = report.data
     lines = [f"gpu_check: {d.get('env', {}).get('device', '?')}, torch {torch.__version__}"]
@@ -375,9 +380,10 @@ def summary(report: Report) -> str:
                 lines.append(f"  {r.get('size', '?'):<11} {'on ' if r.get('cra') else 'off'}  "
                              f"{r.get('error') or r.get('skipped')}")
                 continue
-            lines.append(f"  {r['size']:<11} {'on ' if r['cra'] else 'off'} {r['total_ms']:>9.2f} {r['fps']:>7.1f}"
-                         f" {r['coarse_ms']:>7.2f} {r['knn_ms']:>6.2f} {r['refine_ms']:>7.2f} {r['regions']:>8}"
-                         f" {r['gflops']:>7.1f} {r['peak_mem_mb']:>8.0f}  {r.get('provider', '')}")
+            lines.append(f"  {r['size']:<11} {'on ' if r['cra'] else 'off'} {_num(r, 'total_ms', 9, 2)}"
+                         f" {_num(r, 'fps', 7, 1)} {_num(r, 'coarse_ms', 7, 2)} {_num(r, 'knn_ms', 6, 2)}"
+                         f" {_num(r, 'refine_ms', 7, 2)} {_num(r, 'regions', 8, 0)} {_num(r, 'gflops', 7, 1)}"
+                         f" {_num(r, 'peak_mem_mb', 8, 0)}  {r.get('provider', '')}")
     ab = d.get("ablation", {})
     if isinstance(ab, dict) and "size" in ab:
         parts = [f"{k} {v['model_ms']:.2f} ms" if "model_ms" in v else f"{k} error"
