@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from scipy.spatial import cKDTree
+
+from matting_core.kdtree_knn import kdtree_knn
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ def knn_pairwise(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbour
 
     Regions must be grouped by image (as the selectors return them). Each image's regions are laid into a
     padded (B, M, 2) block, so memory is O(B * M^2) rather than O(N^2) for the whole batch. With a fixed
-    region budget every image has the same count and no host sync happens (CUDA-graph friendly).
+    region budget every image has the same count and the layout needs no host sync.
+    Equally distant neighbours are ranked by index: the sort key is the exact integer
+    ``squared distance * M + slot``, so every device and the KD-tree pick the same cells.
     """
     n = coords.shape[0]
     if n == 0:
@@ -48,22 +50,22 @@ def knn_pairwise(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbour
         m = int(counts.max().item())
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.arange(n, device=coords.device) - starts[batch]
-    big = 1e9  # far from every real cell: padding never wins a neighbour slot
-    grid = torch.full((bsz, m, 2), big, device=coords.device, dtype=torch.float32)
-    rows = torch.full((bsz, m), -1, device=coords.device, dtype=torch.long)
-    grid[batch, slot] = coords.float()
-    rows[batch, slot] = torch.arange(n, device=coords.device)
-    dist = torch.cdist(grid, grid)  # (B, M, M)
-    eye = torch.eye(m, device=coords.device, dtype=torch.bool)
-    dist = dist.masked_fill(eye, float("inf"))
     kk = min(k, m - 1)
     out = _empty(n, k, coords.device)
     if kk <= 0:
         return out
-    d, j = torch.topk(dist, kk, dim=2, largest=False)  # (B, M, kk)
-    d, j = d[batch, slot], j[batch, slot]  # (N, kk)
+    grid = torch.zeros((bsz, m, 2), device=coords.device, dtype=torch.long)
+    rows = torch.full((bsz, m), -1, device=coords.device, dtype=torch.long)
+    grid[batch, slot] = coords.round().long()
+    rows[batch, slot] = torch.arange(n, device=coords.device)
+    never = torch.iinfo(torch.long).max
+    key = (grid[:, :, None, :] - grid[:, None, :, :]).square().sum(-1) * m + torch.arange(m, device=coords.device)
+    key = key.masked_fill((rows < 0)[:, None, :], never)  # padding slots are never neighbours
+    key.diagonal(dim1=1, dim2=2).fill_(never)  # nor is the region itself
+    best, j = torch.topk(key, kk, dim=2, largest=False)  # (B, M, kk)
+    best, j = best[batch, slot], j[batch, slot]  # (N, kk)
+    valid = best < never
     nb_rows = rows[batch[:, None], j]
-    valid = (d < big / 2) & (nb_rows >= 0)
     own = torch.arange(n, device=coords.device)[:, None].expand(n, kk)
     out.index[:, :kk] = torch.where(valid, nb_rows, own)
     out.valid[:, :kk] = valid
@@ -71,28 +73,9 @@ def knn_pairwise(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbour
 
 
 def knn_kdtree(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
-    """KD-tree search per image (scipy, CPU). Same contract as :func:`knn_pairwise`."""
-    n = coords.shape[0]
-    out = _empty(n, k, torch.device("cpu"))
-    if n == 0:
-        return out
-    c = coords.detach().cpu().numpy().astype(np.float64)
-    b = batch.detach().cpu().numpy()
-    index = out.index.numpy()
-    valid = out.valid.numpy()
-    for image in np.unique(b):
-        rows = np.flatnonzero(b == image)
-        m = rows.shape[0]
-        kk = min(k, m - 1)
-        if kk <= 0:
-            continue
-        _, nn_idx = cKDTree(c[rows]).query(c[rows], k=kk + 1)
-        nn_idx = np.asarray(nn_idx).reshape(m, kk + 1)
-        # Cells are distinct, so each region is its own unique nearest point (distance 0): column 0.
-        picked = nn_idx[:, 1:]
-        index[rows, :kk] = rows[picked]
-        valid[rows, :kk] = True
-    return Neighbours(out.index.to(coords.device), out.valid.to(coords.device))
+    """KD-tree search per image (scipy, CPU). Same contract and tie-break as :func:`knn_pairwise`."""
+    index, valid = kdtree_knn(coords.detach().cpu().numpy(), batch.detach().cpu().numpy(), k)
+    return Neighbours(torch.from_numpy(index).to(coords.device), torch.from_numpy(valid).to(coords.device))
 
 
 def find_neighbours(coords: torch.Tensor, batch: torch.Tensor, k: int, method: str = "auto") -> Neighbours:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from matting_core.backends.onnx_manifest import ExportManifest
 from matting_core.backends.ort_session import OrtOptions, OrtSession, create_session
+from matting_core.kdtree_knn import kdtree_knn
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +77,8 @@ def _cells(image: np.ndarray, r: int) -> np.ndarray:
 
 
 def knn_regions(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """KD-tree k nearest regions of the same image, self excluded; missing slots = self, flagged invalid."""
-    n = rows.shape[0]
-    index = np.repeat(np.arange(n)[:, None], k, axis=1)
-    valid = np.zeros((n, k), dtype=bool)
-    for image in np.unique(rows[:, 0]):
-        sel = np.flatnonzero(rows[:, 0] == image)
-        kk = min(k, sel.shape[0] - 1)
-        if kk <= 0:
-            continue
-        pts = rows[sel, 1:].astype(np.float64)
-        _, nn = cKDTree(pts).query(pts, k=kk + 1)
-        index[sel, :kk] = sel[np.asarray(nn).reshape(sel.shape[0], kk + 1)[:, 1:]]
-        valid[sel, :kk] = True
-    return index, valid
+    """KD-tree k nearest regions of the same image (rows: (N, 3) = image, y, x); see ``kdtree_knn``."""
+    return kdtree_knn(rows[:, 1:], rows[:, 0], k)
 
 
 class OnnxMattingEngine:

@@ -38,6 +38,16 @@ Precision = Literal["fp32", "fp16", "bf16"]
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def _staging_buffer(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A pinned host buffer that is a normal tensor even when first made inside ``inference_mode``.
+
+    A buffer born in inference mode is an "inference tensor": a later ``copy_`` into it outside inference
+    mode raises (seen on the H200 run of scripts/gpu_check.py, end-to-end section).
+    """
+    with torch.inference_mode(False):
+        return torch.empty(shape, dtype=dtype, pin_memory=True)
+
+
 @dataclass(frozen=True)
 class TorchRuntimeOptions:
     """``region_budget`` None refines every uncertain region (data-dependent count: eager only)."""
@@ -230,7 +240,7 @@ class TorchRuntime:
         if not self.is_cuda:
             return torch.from_numpy(np.ascontiguousarray(frame))
         if self._pinned_in is None or tuple(self._pinned_in.shape) != frame.shape:
-            self._pinned_in = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
+            self._pinned_in = _staging_buffer(frame.shape, torch.uint8)
         # The previous upload from this buffer has finished: download() synchronises every frame.
         np.copyto(self._pinned_in.numpy(), frame)
         return self._pinned_in.to(self.device, non_blocking=True)
@@ -240,7 +250,7 @@ class TorchRuntime:
         if not self.is_cuda:
             return t.detach().numpy()
         if self._pinned_out is None or self._pinned_out.shape != t.shape or self._pinned_out.dtype != t.dtype:
-            self._pinned_out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            self._pinned_out = _staging_buffer(tuple(t.shape), t.dtype)
         self._pinned_out.copy_(t, non_blocking=True)
         torch.cuda.current_stream().synchronize()
         return self._pinned_out.numpy()
