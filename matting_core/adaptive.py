@@ -19,8 +19,8 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -150,37 +150,91 @@ class _Engine(Protocol):
 
     def matte(self, frame: np.ndarray, channels: str = "rgb") -> np.ndarray: ...
 
+    def matte_detailed(self, frame: np.ndarray, channels: str = "rgb") -> Any: ...
+
 
 class AdaptiveMatter:
     """Wraps an engine: applies the controller's setting to each frame and feeds back the time it took.
 
     The coarse input scale is applied as downscale-then-matte-then-upscale of the alpha (the engine mattes
-    the smaller frame, region budget included), so it works with any engine exposing ``matte`` and a
-    settable ``region_budget``.
+    the smaller frame, region budget included), so it works with any engine exposing ``matte`` /
+    ``matte_detailed`` and a settable ``region_budget``. An engine whose budget cannot change (an ONNX export
+    with a static budget raises ``ValueError``) keeps its budget and only the scale adapts.
+
+    After each frame ``last_quality`` says what that frame used (the scale after the ``min_side`` clamp),
+    ``last_input_size`` the (width, height) the model itself saw (the trimap and regions of a detailed result
+    refer to it; an inner engine's own ``last_input_size`` wins, so wrappers nest), and ``last_ms`` how long
+    the engine call took. ``overhead_ms`` is per-frame time spent outside this wrapper (smoothing, compositing,
+    output), set by the caller and added to the measured time, so the target holds for the whole frame.
     """
 
     def __init__(self, engine: _Engine, config: AdaptiveConfig = AdaptiveConfig(),
                  clock: Callable[[], float] = time.perf_counter):
         self.engine = engine
-        self.controller = AdaptiveController(config)
         self._clock = clock  # seconds; tests pass a fake one
+        self._original_budget = getattr(engine, "region_budget", None)
+        pinned = _pinned_budget(engine, config.max_budget)
+        self.budget_adjustable = pinned is None
+        if pinned is not None:
+            log.info("the engine's region budget is fixed at %s: adaptive quality adjusts only the scale", pinned)
+            config = replace(config, min_budget=pinned, max_budget=pinned)
+        self.controller = AdaptiveController(config)
+        self.overhead_ms = 0.0
+        self.last_ms = 0.0
+        self.last_quality: QualitySetting | None = None
+        self.last_input_size: tuple[int, int] | None = None
 
     def matte(self, frame: np.ndarray, channels: str = "rgb") -> np.ndarray:
         """(H, W, 3) uint8 frame -> (H, W) float32 alpha, at the quality the controller currently allows."""
+        return self._run(frame, channels, detailed=False)
+
+    def matte_detailed(self, frame: np.ndarray, channels: str = "rgb") -> Any:
+        """The engine's detailed result for ``frame`` at the current quality, its ``alpha`` at the frame's size.
+
+        The other fields (trimap, regions, coarse alpha) stay at the size the model saw: ``last_input_size``.
+        """
+        return self._run(frame, channels, detailed=True)
+
+    def _run(self, frame: np.ndarray, channels: str, detailed: bool) -> Any:
         import cv2
 
         setting = self.controller.current
         t0 = self._clock()
         h, w = frame.shape[:2]
         scale = effective_scale(setting.coarse_scale, h, w, self.controller.config.min_side)
-        self.engine.region_budget = setting.region_budget
+        if self.budget_adjustable:
+            self.engine.region_budget = setting.region_budget
+        size = (w, h)
         if scale < 1.0:
-            small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-            alpha = cv2.resize(self.engine.matte(small, channels), (w, h), interpolation=cv2.INTER_LINEAR)
-        else:
-            alpha = self.engine.matte(frame, channels)
-        self.controller.update((self._clock() - t0) * 1000.0)
-        return alpha
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        result = self.engine.matte_detailed(frame, channels) if detailed else self.engine.matte(frame, channels)
+        alpha = result.alpha if detailed else result
+        if alpha.shape[:2] != (h, w):
+            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+        if detailed:
+            result.alpha = alpha
+        self.last_quality = QualitySetting(setting.region_budget, scale)
+        self.last_input_size = getattr(self.engine, "last_input_size", None) or size
+        self.last_ms = (self._clock() - t0) * 1000.0
+        self.controller.update(self.last_ms + self.overhead_ms)
+        return result if detailed else alpha
+
+    def release(self) -> None:
+        """Give the engine back its own region budget (adaptive quality off: full quality again)."""
+        if self.budget_adjustable:
+            self.engine.region_budget = self._original_budget
+
+
+def _pinned_budget(engine: _Engine, probe: int) -> int | None:
+    """None when ``engine.region_budget`` can be changed, else the budget it is fixed at."""
+    before = getattr(engine, "region_budget", None)
+    try:
+        engine.region_budget = probe
+    except ValueError:
+        return before if isinstance(before, int) and before >= 1 else probe
+    engine.region_budget = before
+    return None
 
 
 def effective_scale(scale: float, height: int, width: int, min_side: int) -> float:

@@ -136,3 +136,97 @@ def test_matter_applies_budget_and_scale_and_returns_full_size_alpha():
     assert engine.calls[0] == ((720, 1280), 400)
     assert engine.calls[3] == ((540, 960), 100)  # 5x too slow: three rungs at once after the cooldown
     assert engine.calls[-1] == ((360, 640), 100)
+
+
+class DetailedEngine(FakeEngine):
+    """Also has ``matte_detailed``: a result object whose trimap is at 1/8 of the frame it was given."""
+
+    def matte_detailed(self, frame, channels="rgb"):
+        from types import SimpleNamespace
+
+        alpha = self.matte(frame, channels)
+        h, w = frame.shape[:2]
+        return SimpleNamespace(alpha=alpha, trimap=np.ones((-(-h // 8), -(-w // 8)), np.uint8),
+                               regions=np.zeros((3, 2), np.int32))
+
+
+class StaticBudgetEngine(DetailedEngine):
+    """Like an ONNX export with a static budget: any other budget is a ValueError."""
+
+    def __init__(self):
+        self._budget = 300
+        self.calls = []
+
+    @property
+    def region_budget(self):
+        return self._budget
+
+    @region_budget.setter
+    def region_budget(self, value):
+        if value != 300:
+            raise ValueError("static region budget of 300")
+        self._budget = value
+
+
+def slow_clock(step_s=0.2):
+    ticks = iter(np.arange(0, 100, step_s))
+    return lambda: float(next(ticks))
+
+
+def test_matte_detailed_returns_frame_sized_alpha_and_model_sized_details():
+    engine = DetailedEngine()
+    matter = AdaptiveMatter(engine, CFG, clock=slow_clock())
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    first = matter.matte_detailed(frame, "bgr")
+    assert matter.last_quality == QualitySetting(400, 1.0) and matter.last_input_size == (1280, 720)
+    assert matter.last_ms == pytest.approx(200.0)
+    for _ in range(6):
+        result = matter.matte_detailed(frame, "bgr")
+    assert first.alpha.shape == result.alpha.shape == (720, 1280)
+    assert matter.last_quality == QualitySetting(100, 0.5)
+    assert matter.last_input_size == (640, 360)
+    assert result.trimap.shape == (45, 80)  # at the size the model saw, not the frame's
+    assert engine.calls[-1] == ((360, 640), 100)
+
+
+def test_release_gives_the_engine_back_its_own_budget():
+    engine = DetailedEngine()
+    matter = AdaptiveMatter(engine, CFG, clock=slow_clock())
+    assert engine.region_budget is None  # creating the wrapper changes nothing yet
+    matter.matte_detailed(np.zeros((480, 640, 3), np.uint8))
+    assert engine.region_budget == 400
+    matter.release()
+    assert engine.region_budget is None
+
+
+def test_a_static_budget_engine_adapts_only_the_scale():
+    engine = StaticBudgetEngine()
+    matter = AdaptiveMatter(engine, CFG, clock=slow_clock())
+    assert not matter.budget_adjustable
+    assert {s.region_budget for s in matter.controller.levels} == {300}
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    for _ in range(7):
+        matter.matte_detailed(frame)
+    assert matter.last_quality == QualitySetting(300, 0.5)
+    assert engine.calls[-1] == ((360, 640), 300)
+
+
+def test_overhead_outside_the_engine_counts_towards_the_target():
+    engine = DetailedEngine()
+    matter = AdaptiveMatter(engine, CFG, clock=slow_clock(0.03))  # 30 ms engine: fine for 25 FPS (40 ms) ...
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(10):
+        matter.matte_detailed(frame)
+    assert matter.controller.level == 0
+    matter.overhead_ms = 20.0  # ... but not with 20 ms of compositing on top
+    for _ in range(5):
+        matter.matte_detailed(frame)
+    assert matter.controller.level == 1
+
+
+def test_an_inner_wrapper_reports_the_size_the_model_saw():
+    engine = DetailedEngine()
+    engine.last_input_size = (64, 48)  # e.g. an adapter that resizes every frame to an export size
+    matter = AdaptiveMatter(engine, CFG, clock=slow_clock())
+    matter.matte_detailed(np.zeros((480, 640, 3), np.uint8))
+    assert matter.last_input_size == (64, 48)
