@@ -40,12 +40,18 @@ class LoadedEngine:
 class FixedSizeEngine:
     """Adapts an engine that only takes one frame size (an ONNX export) to any frame: resize in, alpha out.
 
-    The trimap and regions refer to the export size, which ``FrameResult.model_size`` then reports.
+    The trimap and regions refer to the export size, which ``last_input_size`` says, so ``FrameProcessor``
+    reports it as ``FrameResult.model_size``. ``use_cra`` and ``region_budget`` are the wrapped engine's (a
+    static-budget export raises ``ValueError`` for any other budget). ``fixed_input`` tells adaptive quality
+    that shrinking frames before this adapter saves no time: only the region budget can buy speed here.
     """
+
+    fixed_input = True
 
     def __init__(self, engine: Any, width: int, height: int) -> None:
         self.inner = engine
         self.size = (width, height)
+        self.last_input_size = self.size
         self.is_trained = getattr(engine, "is_trained", True)
 
     @property
@@ -56,6 +62,14 @@ class FixedSizeEngine:
     def use_cra(self, value: bool) -> None:
         self.inner.use_cra = value
 
+    @property
+    def region_budget(self) -> int | None:
+        return self.inner.region_budget
+
+    @region_budget.setter
+    def region_budget(self, value: int | None) -> None:
+        self.inner.region_budget = value
+
     def matte_detailed(self, frame: Any, channels: str = "rgb") -> Any:
         import cv2
 
@@ -65,6 +79,9 @@ class FixedSizeEngine:
         if (w, h) != self.size:
             result.alpha = cv2.resize(result.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         return result
+
+    def matte(self, frame: Any, channels: str = "rgb") -> Any:
+        return self.matte_detailed(frame, channels).alpha
 
 
 def _load_onnx(request: EngineRequest, device: str, messages: list[str]) -> LoadedEngine | None:

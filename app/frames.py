@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matting_core.adaptive import QualitySetting
+
 
 @dataclass(frozen=True)
 class CapturedFrame:
@@ -37,6 +39,8 @@ class FrameResult:
     dropped: int = 0
     #: Text shown over the preview when this frame is not a real composite (matting failed, ...).
     warning: str = ""
+    #: Adaptive quality this frame was matted at (coarse scale, region budget); None when adaptive quality is off.
+    quality: QualitySetting | None = None
 
 
 @dataclass
@@ -55,3 +59,4 @@ class PreviewFrame:
     dropped: int
     warning: str
     index: int
+    quality: QualitySetting | None = None

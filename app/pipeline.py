@@ -4,8 +4,8 @@
   model is.
 - The worker thread takes that frame, mattes and composites it (``FrameProcessor``), and hands the result to
   every sink.
-- Changes (CRA on/off, background, smoothing, sinks, engine) are queued with ``call_soon`` and applied by the
-  worker *between* frames, so no frame ever sees half a change and nothing needs a restart.
+- Changes (CRA on/off, target FPS, background, smoothing, sinks, engine) are queued with ``call_soon`` and
+  applied by the worker *between* frames, so no frame ever sees half a change and nothing needs a restart.
 
 The GUI, the ``stream`` command and the tests all drive this same class.
 """
@@ -26,6 +26,7 @@ from app.processing import FrameProcessor, MatteEngine, MatteError
 from app.sinks import Sink, SinkError
 from app.smoothing import TemporalSmoother
 from app.sources import FrameSource, SourceInfo
+from matting_core.adaptive import QualitySetting
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class PipelineStats:
     fps: float = 0.0
     dropped: int = 0
     last_timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Adaptive quality of the last frame (None when off).
+    quality: QualitySetting | None = None
 
 
 EventCallback = Callable[[PipelineEvent], None]
@@ -181,6 +184,14 @@ class Pipeline:
 
         self.call_soon(apply)
 
+    def set_target_fps(self, fps: float | None) -> None:
+        """Adaptive quality aiming at ``fps`` frames per second; 0 or None = off (the engine's full quality)."""
+
+        def apply() -> None:
+            self.processor.target_fps = fps
+
+        self.call_soon(apply)
+
     def set_background(self, background: Background) -> None:
         self.call_soon(lambda: self.processor.compositor.set_background(background))
 
@@ -249,7 +260,8 @@ class Pipeline:
                 # Grab-to-composite latency, and the sinks' time of the previous frame (this one's is not done).
                 result.timings_ms["latency"] = (time.monotonic() - item.timestamp) * 1e3
                 result.timings_ms["sinks"] = self.stats.last_timings_ms.get("sinks", 0.0)
-                t_sinks = time.perf_counter()
+                clock = self.processor.clock
+                t_sinks = clock()
                 for sink in list(self._sinks):
                     try:
                         sink.send(result)
@@ -260,8 +272,9 @@ class Pipeline:
                         log.exception("sink %s failed", sink.name)
                         self._emit("error", f"sink:{sink.name}", f"{sink.name} failed: {exc}")
                         self._drop_sink(sink)
-                timings = {**result.timings_ms, "sinks": (time.perf_counter() - t_sinks) * 1e3}
-                self.stats = PipelineStats(self.stats.frames + 1, fps, self._slot.dropped, timings)
+                timings = {**result.timings_ms, "sinks": (clock() - t_sinks) * 1e3}
+                self.processor.extra_ms = timings["sinks"]  # adaptive quality counts the outputs' time too
+                self.stats = PipelineStats(self.stats.frames + 1, fps, self._slot.dropped, timings, result.quality)
         finally:
             for sink in list(self._sinks):
                 self._close_sink(sink)

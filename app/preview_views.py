@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from app.frames import PreviewFrame
+from matting_core.adaptive import QualitySetting
 
 #: BGR tints for the trimap view.
 UNKNOWN_TINT = (0, 215, 255)  # amber: the coarse net is unsure here
@@ -72,8 +73,15 @@ def render_view(preview: PreviewFrame, view: str, mirror: bool) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def quality_label(quality: QualitySetting | None) -> str:
+    """'adaptive 0.75x, 300 regions': the level adaptive quality runs at ('' when it is off)."""
+    if quality is None:
+        return ""
+    return f"adaptive {round(quality.coarse_scale, 2):g}x, {quality.region_budget} regions"
+
+
 def stats_lines(preview: PreviewFrame, use_cra: bool) -> list[str]:
-    """Short lines for the preview's overlay: FPS and per-stage milliseconds."""
+    """Short lines for the preview's overlay: FPS, per-stage milliseconds and the adaptive quality level."""
     t = preview.timings_ms
     w, h = preview.full_size
     fps = f"{preview.fps:4.1f} FPS" if preview.fps > 0 else "-- FPS"
@@ -82,4 +90,6 @@ def stats_lines(preview: PreviewFrame, use_cra: bool) -> list[str]:
     lines.append(f"matte {t.get('matte', 0):.0f} ms" + (f"  ({stages})" if stages else ""))
     lines.append(f"smooth {t.get('smooth', 0):.0f}   composite {t.get('composite', 0):.0f}   "
                  f"sinks {t.get('sinks', 0):.0f}   latency {t.get('latency', 0):.0f} ms")
+    if preview.quality is not None:
+        lines.append(quality_label(preview.quality))
     return lines

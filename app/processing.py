@@ -6,12 +6,18 @@ The alpha that composites a frame is always computed from that same frame (no on
 Frames the model cannot take are fixed up here rather than crashing: grey or 4-channel or 16-bit frames are
 converted to BGR uint8, frames larger than ``max_model_side`` are matted at a reduced size (the alpha is scaled
 back), tiny frames are padded, and if the engine still rejects a size the frame is padded to a multiple of 32.
+
+With a ``target_fps`` the engine runs inside ``matting_core.adaptive.AdaptiveMatter``, which lowers the
+refinement region budget and then the matting resolution until the frame time fits (the alpha is still that
+frame's, scaled back to its size). 0 switches it off and gives the engine its full quality back.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import cv2
@@ -20,6 +26,7 @@ import numpy as np
 from app.compositor import Compositor
 from app.frames import FrameResult
 from app.smoothing import TemporalSmoother
+from matting_core.adaptive import AdaptiveConfig, AdaptiveMatter
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +92,26 @@ def _pad_to(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.copyMakeBorder(frame, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
 
 
+def _seen_size(matter: Any, given: np.ndarray, content: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of ``content`` (the unpadded part of ``given``) in the pixels the model itself saw.
+
+    Wrappers that resize (adaptive quality, a fixed-size ONNX export) say what the model saw in
+    ``last_input_size``; the trimap and regions of the result refer to that size.
+    """
+    seen = getattr(matter, "last_input_size", None)
+    gh, gw = given.shape[:2]
+    if not seen or tuple(seen) == (gw, gh):
+        return content
+    return max(1, round(content[0] * seen[0] / gw)), max(1, round(content[1] * seen[1] / gh))
+
+
 class FrameProcessor:
-    """engine -> smoother -> compositor for one frame. Not thread-safe: one worker owns it."""
+    """engine -> smoother -> compositor for one frame. Not thread-safe: one worker owns it.
+
+    ``engine`` is always the engine itself (so CRA and other engine settings reach it directly); adaptive
+    quality, when ``target_fps`` is set, is a wrapper around it that is rebuilt whenever either changes.
+    ``clock`` (seconds) times every stage; tests pass a fake one.
+    """
 
     def __init__(
         self,
@@ -94,11 +119,59 @@ class FrameProcessor:
         compositor: Compositor,
         smoother: TemporalSmoother | None = None,
         max_model_side: int = 3840,
+        target_fps: float | None = 0,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.engine = engine
         self.compositor = compositor
         self.smoother = smoother if smoother is not None else TemporalSmoother(0.0)
         self.max_model_side = max_model_side
+        self.clock = clock
+        #: Per-frame milliseconds spent after ``process`` (the outputs): set by the pipeline, so adaptive
+        #: quality aims at the whole frame time, not only the model's.
+        self.extra_ms = 0.0
+        self._engine = engine
+        self._target_fps = 0.0
+        self._adaptive: AdaptiveMatter | None = None
+        self.target_fps = target_fps
+
+    @property
+    def engine(self) -> MatteEngine:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: MatteEngine) -> None:
+        if engine is self._engine:
+            return
+        self._engine = engine
+        self._rebuild_adaptive()  # the old engine's speed says nothing about the new one
+
+    @property
+    def target_fps(self) -> float:
+        """Frames per second adaptive quality aims for; 0 = off (full quality)."""
+        return self._target_fps
+
+    @target_fps.setter
+    def target_fps(self, fps: float | None) -> None:
+        fps = float(fps or 0)
+        if fps < 0:
+            raise ValueError(f"target FPS must be 0 (off) or positive, got {fps:g}")
+        self._target_fps = fps
+        self._rebuild_adaptive()
+
+    @property
+    def adaptive(self) -> AdaptiveMatter | None:
+        """The adaptive-quality wrapper around ``engine`` (None when off)."""
+        return self._adaptive
+
+    def _rebuild_adaptive(self) -> None:
+        if self._adaptive is not None:
+            self._adaptive.release()  # full quality back on the engine it was adjusting
+            self._adaptive = None
+        if self._target_fps > 0:
+            config = AdaptiveConfig(target_fps=self._target_fps)
+            if getattr(self._engine, "fixed_input", False):  # it resizes to one size anyway: scaling saves nothing
+                config = replace(config, min_scale=1.0, max_scale=1.0)
+            self._adaptive = AdaptiveMatter(self._engine, config, clock=self.clock)
 
     def _matte(self, frame: np.ndarray) -> tuple[np.ndarray, Any, tuple[int, int]]:
         """alpha (H, W) for ``frame`` plus the engine's detailed result and the size the model saw."""
@@ -111,15 +184,18 @@ class FrameProcessor:
         mh, mw = model_in.shape[:2]
         if min(mh, mw) < MIN_MODEL_SIDE:
             model_in = _pad_to(model_in, max(mh, MIN_MODEL_SIDE), max(mw, MIN_MODEL_SIDE))
+        matter = self._adaptive if self._adaptive is not None else self._engine
+        given = model_in
         try:
-            result = self.engine.matte_detailed(model_in, channels="bgr")
+            result = matter.matte_detailed(given, channels="bgr")
         except (ValueError, RuntimeError) as first_error:
             ph, pw = (-(-s // 32) * 32 for s in model_in.shape[:2])
             if (ph, pw) == model_in.shape[:2]:
                 raise MatteError(f"matting failed: {first_error}") from first_error
             log.info("engine rejected %sx%s (%s); retrying padded to %sx%s", mw, mh, first_error, pw, ph)
+            given = _pad_to(model_in, ph, pw)
             try:
-                result = self.engine.matte_detailed(_pad_to(model_in, ph, pw), channels="bgr")
+                result = matter.matte_detailed(given, channels="bgr")
             except Exception as exc:
                 raise MatteError(f"matting failed: {exc}") from exc
         except Exception as exc:
@@ -130,18 +206,22 @@ class FrameProcessor:
         alpha = alpha[:mh, :mw]  # drop padding
         if alpha.shape != (h, w):
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-        return np.clip(alpha, 0.0, 1.0), result, (mw, mh)
+        return np.clip(alpha, 0.0, 1.0), result, _seen_size(matter, given, (mw, mh))
 
     def process(self, frame: np.ndarray, index: int = 0) -> FrameResult:
         """Matte and composite ``frame`` (BGR). Raises ``MatteError`` if the engine fails on it."""
-        t0 = time.perf_counter()
+        clock = self.clock
+        t0 = clock()
         frame = to_bgr8(frame)
         alpha, detail, model_size = self._matte(frame)
-        t1 = time.perf_counter()
+        t1 = clock()
         alpha = self.smoother(frame, alpha)
-        t2 = time.perf_counter()
+        t2 = clock()
         composite = self.compositor.compose(frame, alpha)
-        t3 = time.perf_counter()
+        t3 = clock()
+        adaptive = self._adaptive
+        if adaptive is not None:  # the frame's time outside the engine counts towards the target too
+            adaptive.overhead_ms = max(0.0, (t3 - t0) * 1e3 - adaptive.last_ms) + self.extra_ms
         timings = {"matte": (t1 - t0) * 1e3}
         for key, value in (getattr(detail, "timings_ms", None) or {}).items():
             if key != "total":
@@ -160,7 +240,8 @@ class FrameProcessor:
             regions=None if regions is None else np.asarray(regions),
             model_size=model_size,
             timings_ms=timings,
-            warning=getattr(self.engine, "status_message", ""),
+            warning=getattr(self._engine, "status_message", ""),
+            quality=adaptive.last_quality if adaptive is not None else None,
         )
 
     def passthrough(self, frame: np.ndarray, index: int, warning: str) -> FrameResult:

@@ -31,6 +31,9 @@ DEVICES = ("cpu", "cuda")
 ENGINE_BACKENDS = ("torch", "onnxruntime")
 #: Named capture resolutions offered in the picker; the camera reports what it actually delivers.
 RESOLUTIONS: dict[str, tuple[int, int]] = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+#: Highest ``target_fps`` accepted (0 = adaptive quality off); the window offers TARGET_FPS_CHOICES.
+MAX_TARGET_FPS = 240
+TARGET_FPS_CHOICES = (15, 24, 30)
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -64,6 +67,9 @@ class AppSettings:
     onnx_dir: str = ""
     #: Frames with a longer side are matted at this size and the alpha is scaled back (CPU load cap).
     max_model_side: int = 3840
+    #: 0 = off (full quality); otherwise adaptive quality lowers the refinement budget, then the matting
+    #: resolution, to hold this many frames per second (a weak laptop still gets a fluid picture).
+    target_fps: int = 0
     mirror_preview: bool = True
     preview_view: str = "output"
     virtual_camera_backend: str = ""
@@ -112,6 +118,7 @@ def _check_field(name: str, value: Any) -> str | None:
         "fps": lambda: int_range(1, 240),
         "blur_strength": lambda: int_range(0, 100),
         "max_model_side": lambda: int_range(64, 7680),
+        "target_fps": lambda: int_range(0, MAX_TARGET_FPS),
         "use_cra": lambda: None if isinstance(value, bool) else f"{name} must be true or false",
         "mirror_preview": lambda: None if isinstance(value, bool) else f"{name} must be true or false",
         "color": lambda: None if isinstance(value, str) and _HEX_COLOR.match(value) else
@@ -149,6 +156,8 @@ def settings_from_dict(data: Any) -> tuple[AppSettings, list[str]]:
             value = tuple(value)
         if key == "temporal_smoothing" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if key == "target_fps" and value is None:  # null is "off" too
+            value = 0
         problem = _check_field(key, value)
         if problem:
             messages.append(f"{problem}; using the default")

@@ -245,7 +245,7 @@ class PreviewSink:
         preview = PreviewFrame(
             composite=composite, frame=frame, alpha=alpha, trimap=result.trimap, regions=result.regions,
             model_size=result.model_size, full_size=(w, h), timings_ms=dict(result.timings_ms), fps=result.fps,
-            dropped=result.dropped, warning=result.warning, index=result.index,
+            dropped=result.dropped, warning=result.warning, index=result.index, quality=result.quality,
         )
         with self._lock:
             self._latest = preview

@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.preview_sink = PreviewSink(self._bridge.preview_ready.emit)
         compositor = Compositor(self._initial_background())
         processor = FrameProcessor(LoadingEngine(), compositor, TemporalSmoother(settings.temporal_smoothing),
-                                   settings.max_model_side)
+                                   settings.max_model_side, settings.target_fps)
         self.pipeline = Pipeline(processor.engine, processor, [self.preview_sink],
                                  on_event=self._bridge.event.emit, on_source_open=self._bridge.source_opened.emit)
         self.pipeline.start(self._open_current_source)
@@ -191,6 +191,8 @@ class MainWindow(QMainWindow):
         self.controls.device_combo.currentIndexChanged.connect(self._on_engine_choice)
         self.controls.backend_combo.currentIndexChanged.connect(self._on_engine_choice)
         self.controls.cap_combo.currentIndexChanged.connect(self._on_model_cap)
+        self.controls.target_fps_combo.currentIndexChanged.connect(
+            lambda: self.set_target_fps(int(self.controls.target_fps_combo.currentData())))
         self.controls.model_button.clicked.connect(self._on_pick_model)
         self.controls.onnx_button.clicked.connect(self._on_pick_onnx_dir)
         self.view_combo.currentIndexChanged.connect(self._on_view)
@@ -298,6 +300,20 @@ class MainWindow(QMainWindow):
     def _on_model_cap(self) -> None:
         self._update(max_model_side=int(self.controls.cap_combo.currentData()))
         self.pipeline.set_max_model_side(self.settings.max_model_side)
+
+    def set_target_fps(self, fps: int) -> None:
+        """Adaptive quality on (hold ``fps``) or off (0, full quality): the worker applies it before its next frame."""
+        self._update(target_fps=int(fps))
+        self.pipeline.set_target_fps(self.settings.target_fps)
+        combo = self.controls.target_fps_combo
+        if combo.currentData() != self.settings.target_fps:
+            combo.blockSignals(True)
+            if combo.findData(self.settings.target_fps) < 0:
+                combo.addItem(f"{self.settings.target_fps} fps", self.settings.target_fps)
+            select_data(combo, self.settings.target_fps)
+            combo.blockSignals(False)
+        text = f"target {self.settings.target_fps} FPS" if fps else "adaptive quality off: full quality"
+        self.statusBar().showMessage(text, 2000)
 
     def set_use_cra(self, enabled: bool) -> None:
         """CRA on/off: the worker applies it before its next frame."""

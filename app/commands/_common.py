@@ -28,6 +28,9 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
     parser.add_argument("--max-model-side", type=int, default=3840, metavar="PX",
                         help="matte larger frames at this size and scale the alpha back (CPU load cap)")
+    parser.add_argument("--target-fps", type=int, default=0, metavar="N",
+                        help="adaptive quality: refine fewer edge regions, then matte at a lower resolution, "
+                             "to hold N frames per second (default 0 = off, full quality)")
 
 
 def background_from_args(args: argparse.Namespace) -> Any:
@@ -66,4 +69,12 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 def check_smoothing(value: float) -> str | None:
     if not 0.0 <= value <= 0.9:
         return f"--smoothing must be between 0 and 0.9, got {value}"
+    return None
+
+
+def check_target_fps(value: int) -> str | None:
+    from app.settings import MAX_TARGET_FPS
+
+    if not 0 <= value <= MAX_TARGET_FPS:
+        return f"--target-fps must be between 0 (off) and {MAX_TARGET_FPS}, got {value}"
     return None

@@ -2,6 +2,7 @@
 
     mattecam render --source talk.mp4 --background beach.jpg -o talk-beach.mp4
     mattecam render --source talk.mp4 --blur 70 -o talk-blur.avi
+    mattecam render --source talk.mp4 --blur 70 --target-fps 15 -o quick.mp4   # faster, lower quality
 
 Output codecs: .mp4/.mov (mp4v), .avi (MJPG), .mkv (FFV1). Audio is not copied.
 """
@@ -18,6 +19,7 @@ from app.commands._common import (
     add_engine_args,
     background_from_args,
     check_smoothing,
+    check_target_fps,
     engine_from_args,
 )
 
@@ -47,13 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
     from app.backgrounds import BackgroundError
     from app.compositor import Compositor
+    from app.preview_views import quality_label
     from app.processing import FrameProcessor, MatteError
     from app.sinks import RecorderSink, SinkError
     from app.smoothing import TemporalSmoother
     from app.sources import SourceError, SourceLost, VideoFileSource
 
     source_path, out_path = Path(args.source), Path(args.output)
-    if problem := check_smoothing(args.smoothing):
+    if problem := check_smoothing(args.smoothing) or check_target_fps(args.target_fps):
         return _fail(problem, 2)
     if out_path.resolve() == source_path.resolve():
         return _fail("the output would overwrite the source video", 2)
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     engine = engine_from_args(args)
     processor = FrameProcessor(engine, Compositor(background), TemporalSmoother(args.smoothing),
-                               args.max_model_side)
+                               args.max_model_side, args.target_fps)
     failures = frames = 0
     start = time.perf_counter()
     progress = tqdm(total=total, unit="frame", desc=source_path.name, disable=args.no_progress, file=sys.stderr)
@@ -92,13 +95,18 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 progress.write(f"warning: frame {frames}: {exc}; written unmatted")
                 result = processor.passthrough(frame, frames, str(exc))
+            t_write = processor.clock()
             try:
                 recorder.send(result)
             except SinkError as exc:
                 return _fail(str(exc))
+            processor.extra_ms = (processor.clock() - t_write) * 1e3  # adaptive quality counts writing too
             frames += 1
             progress.update(1)
-            progress.set_postfix(ms=f"{result.timings_ms.get('total', 0):.0f}")
+            postfix = {"ms": f"{result.timings_ms.get('total', 0):.0f}"}
+            if result.quality is not None:
+                postfix["quality"] = quality_label(result.quality).removeprefix("adaptive ")
+            progress.set_postfix(postfix)
     except KeyboardInterrupt:
         progress.write("interrupted: the output holds the frames rendered so far")
     finally:

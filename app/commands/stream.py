@@ -3,6 +3,7 @@
     mattecam stream --camera 0 --background office.jpg
     mattecam stream --camera /dev/video2 --blur 60 --no-cra
     mattecam stream --source assets/demo.mp4          # no camera: stream the demo clip
+    mattecam stream --target-fps 24                    # weak laptop: lower the quality to hold 24 FPS
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from app.commands._common import (
     add_engine_args,
     background_from_args,
     check_smoothing,
+    check_target_fps,
     engine_from_args,
 )
 
@@ -49,13 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from app.backgrounds import BackgroundError
     from app.compositor import Compositor
     from app.pipeline import Pipeline, PipelineEvent
+    from app.preview_views import quality_label
     from app.processing import FrameProcessor
     from app.settings import RESOLUTIONS
     from app.sinks import SinkError, VirtualCameraSink
     from app.smoothing import TemporalSmoother
     from app.sources import SourceError, SourceSpec, make_source
 
-    if problem := check_smoothing(args.smoothing):
+    if problem := check_smoothing(args.smoothing) or check_target_fps(args.target_fps):
         return _fail(problem, 2)
     try:
         background = background_from_args(args)
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             fatal.set()
 
     processor = FrameProcessor(engine, Compositor(background), TemporalSmoother(args.smoothing),
-                               args.max_model_side)
+                               args.max_model_side, args.target_fps)
     pipeline = Pipeline(engine, processor, [vcam], on_event=on_event)
     pipeline.start(lambda: make_source(spec))
     start = time.monotonic()
@@ -100,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
         while not fatal.wait(args.stats_every):
             stats = pipeline.stats
             t = stats.last_timings_ms
+            adaptive = f" | {quality_label(stats.quality)}" if stats.quality is not None else ""
             print(f"{stats.fps:5.1f} fps | matte {t.get('matte', 0):4.0f} ms | composite "
                   f"{t.get('composite', 0):3.0f} ms | latency {t.get('latency', 0):4.0f} ms | "
-                  f"dropped {stats.dropped} | virtual camera {vcam.status}", flush=True)
+                  f"dropped {stats.dropped} | virtual camera {vcam.status}{adaptive}", flush=True)
             if args.duration and time.monotonic() - start >= args.duration:
                 break
     except KeyboardInterrupt:

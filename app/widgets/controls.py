@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.assets import default_background
-from app.settings import RESOLUTIONS, AppSettings
+from app.settings import RESOLUTIONS, TARGET_FPS_CHOICES, AppSettings
 from app.sources import CameraEntry
 from app.widgets.gallery import BackgroundGallery
 
@@ -128,6 +128,13 @@ class ControlPanel(QWidget):
         self.cap_combo = QComboBox()
         for label, side in MODEL_SIDE_CAPS.items():
             self.cap_combo.addItem(label, side)
+        self.target_fps_combo = QComboBox()
+        self.target_fps_combo.addItem("Off (full quality)", 0)
+        for fps in TARGET_FPS_CHOICES:
+            self.target_fps_combo.addItem(f"{fps} fps", fps)
+        self.target_fps_combo.setToolTip("Adaptive quality: when frames take too long, refine fewer edge regions, "
+                                         "then matte at a lower resolution, to hold this frame rate. "
+                                         "Takes effect on the next frame.")
         self.engine_label = QLabel("loading...")
         self.engine_label.setWordWrap(True)
         self.model_button = QPushButton("Model file...")
@@ -140,6 +147,7 @@ class ControlPanel(QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("Backend", self.backend_combo)
         form.addRow("Matting size", self.cap_combo)
+        form.addRow("Target FPS", self.target_fps_combo)
         form.addRow("Running", self.engine_label)
         form.addRow(model_row)
         return box
@@ -190,7 +198,7 @@ class ControlPanel(QWidget):
         """Put ``s`` into the widgets without firing their change signals."""
         widgets = (self.source_combo, self.resolution_combo, self.fps_combo, self.mode_combo, self.blur_slider,
                    self.cra_check, self.smoothing_slider, self.device_combo, self.backend_combo, self.cap_combo,
-                   self.vcam_backend_combo, self.vcam_device_edit)
+                   self.target_fps_combo, self.vcam_backend_combo, self.vcam_device_edit)
         for w in widgets:
             w.blockSignals(True)
         current = {"camera": ("camera", s.camera), "demo": ("demo", "")}.get(s.source_kind,
@@ -215,6 +223,9 @@ class ControlPanel(QWidget):
         if cap_index < 0:
             self.cap_combo.addItem(f"Up to {s.max_model_side} px", s.max_model_side)
         select_data(self.cap_combo, s.max_model_side)
+        if self.target_fps_combo.findData(s.target_fps) < 0:
+            self.target_fps_combo.addItem(f"{s.target_fps} fps", s.target_fps)
+        select_data(self.target_fps_combo, s.target_fps)
         if s.virtual_camera_backend and self.vcam_backend_combo.findData(s.virtual_camera_backend) < 0:
             self.vcam_backend_combo.addItem(s.virtual_camera_backend, s.virtual_camera_backend)
         select_data(self.vcam_backend_combo, s.virtual_camera_backend)

@@ -20,24 +20,43 @@ class FakeMatte:
     timings_ms: dict = field(default_factory=dict)
 
 
+class FakeClock:
+    """A clock (seconds) that only moves when told: frame times without timed tests."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, ms: float) -> None:
+        self.now += ms / 1000.0
+
+
 class FakeEngine:
     """Alpha = a soft-edged ellipse in the middle of the frame; records every call. ``delay_s`` fakes a slow model.
 
     Clear background (alpha exactly 0) outside the ellipse, clear foreground inside, a soft band between.
+    With a ``clock`` (``FakeClock``) each call moves it on by ``cost_ms``: a slow model in fake time.
     """
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, clock: FakeClock | None = None, cost_ms: float = 0.0) -> None:
         self.delay_s = delay_s
+        self.clock = clock
+        self.cost_ms = cost_ms
         self.use_cra = True
         self.region_budget = None
         self.calls = 0
         self.cra_seen: list[bool] = []
+        self.budgets_seen: list[int | None] = []
         self.shapes: list[tuple[int, ...]] = []
         self.lock = threading.Lock()
 
     def matte_detailed(self, frame: np.ndarray, channels: str = "rgb") -> FakeMatte:
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.clock is not None:
+            self.clock.advance(self.cost_ms)
         h, w = frame.shape[:2]
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         d = np.sqrt(((yy - h / 2) / (0.35 * h)) ** 2 + ((xx - w / 2) / (0.25 * w)) ** 2)
@@ -49,6 +68,7 @@ class FakeEngine:
         with self.lock:
             self.calls += 1
             self.cra_seen.append(self.use_cra)
+            self.budgets_seen.append(self.region_budget)
             self.shapes.append(frame.shape)
         return FakeMatte(alpha, trimap, regions, {"coarse": 1.0, "knn": 0.1, "refine": 0.5, "total": 1.6})
 

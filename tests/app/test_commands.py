@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import cv2
 import numpy as np
@@ -61,6 +62,7 @@ def test_render_background_where_alpha_is_zero(tmp_path, monkeypatch):
         (["--source", "IN", "-o", "x.mp4", "--background", "missing.jpg"], "not found"),
         (["--source", "IN", "-o", "IN"], "overwrite"),
         (["--source", "IN", "-o", "x.mp4", "--smoothing", "3"], "smoothing"),
+        (["--source", "IN", "-o", "x.mp4", "--target-fps", "-1"], "--target-fps"),
     ],
 )
 def test_render_bad_input_is_a_clear_message(tmp_path, capsys, monkeypatch, argv, message):
@@ -120,3 +122,28 @@ def test_gui_without_a_display_says_what_to_do(monkeypatch, capsys):
     args = parse(gui, [])
     assert args.func(args) == 2
     assert "mattecam stream" in capsys.readouterr().err
+
+
+def test_render_and_stream_take_a_target_fps(tmp_path, fake_vcam, monkeypatch, capsys):
+    engines = []
+
+    def fake_engine(args):
+        engines.append(FakeEngine())
+        return engines[-1]
+
+    monkeypatch.setattr("app.commands.render.engine_from_args", fake_engine)
+    monkeypatch.setattr("app.commands.stream.engine_from_args", fake_engine)
+    clip = write_video(tmp_path / "in.mp4", n=3)
+    args = parse(render, ["--source", str(clip), "--color", "#000000", "-o", str(tmp_path / "out.avi"),
+                          "--no-progress", "--target-fps", "15"])
+    assert args.func(args) == 0
+    assert engines[0].calls == 3 and None not in engines[0].budgets_seen  # adaptive quality set a budget
+    args = parse(stream, ["--source", str(clip), "--blur", "40", "--vcam-backend", "fake", "--duration", "0.4",
+                          "--stats-every", "0.1", "--target-fps", "24"])
+    assert args.func(args) == 0
+    assert engines[1].calls and None not in engines[1].budgets_seen
+    assert re.search(r"adaptive [0-9.]+x, [0-9]+ regions", capsys.readouterr().out)
+    args = parse(render, ["--source", str(clip), "--color", "#000000", "-o", str(tmp_path / "full.avi"),
+                          "--no-progress"])
+    assert args.func(args) == 0
+    assert set(engines[2].budgets_seen) == {None}  # off by default: full quality

@@ -46,3 +46,55 @@ def test_fixed_size_engine_resizes_in_and_out():
     assert alpha.shape == (120, 160)
     engine.use_cra = False
     assert inner.use_cra is False
+
+
+def test_fixed_size_engine_passes_the_region_budget_through():
+    inner = FakeEngine()
+    engine = FixedSizeEngine(inner, 64, 48)
+    assert engine.region_budget is None
+    engine.region_budget = 300
+    assert inner.region_budget == 300 and engine.region_budget == 300
+    engine.matte_detailed(np.zeros((120, 160, 3), np.uint8), "bgr")
+    assert inner.budgets_seen[-1] == 300
+
+
+def test_fixed_size_engine_keeps_a_static_budgets_error():
+    class StaticBudget(FakeEngine):
+        def __setattr__(self, name, value):
+            if name == "region_budget" and value not in (None, 128):
+                raise ValueError("this export has a static region budget of 128")
+            super().__setattr__(name, value)
+
+    engine = FixedSizeEngine(StaticBudget(), 64, 48)
+    with pytest.raises(ValueError, match="static region budget"):
+        engine.region_budget = 500
+
+
+def test_frame_processor_reports_the_export_size_as_model_size():
+    from app.compositor import Compositor
+    from app.processing import FrameProcessor
+
+    inner = FakeEngine()
+    result = FrameProcessor(FixedSizeEngine(inner, 64, 48), Compositor()).process(np.zeros((120, 160, 3), np.uint8))
+    assert result.model_size == (64, 48)  # what the trimap grid refers to
+    assert result.trimap.shape == (6, 8) and result.alpha.shape == (120, 160)
+
+
+def test_adaptive_quality_on_a_fixed_size_engine_adjusts_only_the_budget():
+    from app_doubles import FakeClock
+
+    from app.compositor import Compositor
+    from app.processing import FrameProcessor
+
+    clock = FakeClock()
+    inner = FakeEngine(clock=clock, cost_ms=500.0)  # hopelessly slow for 30 FPS
+    processor = FrameProcessor(FixedSizeEngine(inner, 320, 240), Compositor(), target_fps=30, clock=clock)
+    for i in range(40):
+        result = processor.process(np.zeros((480, 640, 3), np.uint8), i)
+    config = processor.adaptive.controller.config
+    assert inner.budgets_seen[0] == config.max_budget and inner.budgets_seen[-1] == config.min_budget
+    assert result.quality.coarse_scale == 1.0  # shrinking before a resize to the export size buys nothing
+    assert {s[:2] for s in inner.shapes} == {(240, 320)}
+    assert result.alpha.shape == (480, 640) and result.model_size == (320, 240)
+    processor.target_fps = 0
+    assert inner.region_budget is None

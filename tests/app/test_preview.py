@@ -8,6 +8,7 @@ import numpy as np
 from app.frames import FrameResult, PreviewFrame
 from app.preview_views import REFINED_TINT, UNKNOWN_TINT, render_view, stats_lines
 from app.sinks import PreviewSink
+from matting_core.adaptive import QualitySetting
 
 
 def result(index: int, w: int = 64, h: int = 48) -> FrameResult:
@@ -80,3 +81,18 @@ def test_stats_lines_show_fps_and_stage_times():
     text = "\n".join(stats_lines(p, use_cra=False))
     for part in ("12.5 FPS", "CRA off", "matte 80 ms", "coarse 40", "refine 30", "composite 9", "latency 95"):
         assert part in text
+
+
+def test_stats_lines_show_the_adaptive_quality_level_only_when_it_is_on():
+    p = preview_frame()
+    assert not any("adaptive" in line for line in stats_lines(p, use_cra=True))
+    p.quality = QualitySetting(region_budget=300, coarse_scale=0.75)
+    assert "adaptive 0.75x, 300 regions" in stats_lines(p, use_cra=True)
+
+
+def test_preview_sink_carries_the_quality_level():
+    sink = PreviewSink(lambda: None)
+    r = result(1)
+    r.quality = QualitySetting(64, 0.5)
+    sink.send(r)
+    assert sink.take().quality == QualitySetting(64, 0.5)

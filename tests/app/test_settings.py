@@ -24,7 +24,7 @@ def test_save_then_load_round_trips_every_field(tmp_path):
     original = AppSettings(
         source_kind="video", source_path="/x/clip.mp4", width=1920, height=1080, fps=25, background_mode="blur",
         blur_strength=80, color="#112233", user_backgrounds=("/a.jpg", "/b.png"), use_cra=False,
-        temporal_smoothing=0.5, device="cuda", mirror_preview=False, preview_view="trimap",
+        temporal_smoothing=0.5, device="cuda", mirror_preview=False, preview_view="trimap", target_fps=24,
     )
     path = save_settings(original)
     assert path == default_settings_path()
@@ -100,3 +100,26 @@ def test_save_is_atomic_and_leaves_no_temp_files():
     files = sorted(p.name for p in default_settings_path().parent.iterdir())
     assert files == ["settings.json"]
     assert load_settings()[0].fps == 24
+
+
+def test_target_fps_defaults_to_off():
+    assert AppSettings().target_fps == 0
+
+
+@pytest.mark.parametrize("bad", ["fast", -5, 1000, True, 2.5, [30]])
+def test_bad_target_fps_falls_back_to_off_with_a_message(bad):
+    path = default_settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"target_fps": bad, "fps": 15}))
+    settings, messages = load_settings()
+    assert settings.target_fps == 0 and settings.fps == 15
+    assert len(messages) == 1 and "target_fps" in messages[0] and "using the default" in messages[0]
+    with pytest.raises(ValueError, match="target_fps"):
+        AppSettings(target_fps=bad)
+
+
+def test_null_target_fps_means_off_without_complaint():
+    path = default_settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"target_fps": None}))
+    assert load_settings() == (AppSettings(), [])

@@ -402,3 +402,32 @@ def test_recording_from_the_window_writes_a_playable_file(qtbot, tmp_path):
     assert read_video_frames(files[0])[0].shape == (480, 640, 3)
     window.close()
 
+
+
+def test_target_fps_combo_reaches_the_pipeline_and_is_saved(qtbot):
+    window, collector, engine = make_window(qtbot)
+    wait_frames(qtbot, collector)
+    assert window.pipeline.processor.adaptive is None and engine.budgets_seen[-1] is None
+    combo = window.controls.target_fps_combo
+    assert combo.currentData() == 0 and combo.currentText().startswith("Off")
+    combo.setCurrentIndex(combo.findData(24))
+    qtbot.waitUntil(lambda: window.pipeline.processor.target_fps == 24, timeout=15000)
+    wait_frames(qtbot, collector)
+    assert engine.budgets_seen[-1] is not None  # adaptive quality now sets the budget (its level: real speed)
+    assert collector.last().quality is not None and collector.last().alpha.shape == (480, 640)
+    qtbot.waitUntil(lambda: window._last_preview is not None and window._last_preview.quality is not None,
+                    timeout=15000)
+    qtbot.waitUntil(lambda: any(line.startswith("adaptive ") and line.endswith(" regions")
+                                for line in window.preview._lines), timeout=15000)
+    assert window.settings.target_fps == 24
+    window.close()
+    saved, _ = load_settings()
+    assert saved.target_fps == 24
+    again, collector2, engine2 = make_window(qtbot, settings=saved)
+    assert again.controls.target_fps_combo.currentData() == 24 and again.pipeline.processor.target_fps == 24
+    again.controls.target_fps_combo.setCurrentIndex(0)  # Off: full quality again
+    qtbot.waitUntil(lambda: again.pipeline.processor.adaptive is None, timeout=15000)
+    wait_frames(qtbot, collector2)
+    assert engine2.budgets_seen[-1] is None and collector2.last().quality is None
+    assert again.settings.target_fps == 0
+    again.close()
