@@ -259,8 +259,10 @@ class _Frames:
 def _load_engine(case: BenchCase) -> Any:
     from matting_core.engine import EngineOptions, MattingEngine
 
+    # coarse_scale=1.0: the coarse pass sees the whole frame (the paper's setting); scaled rows scale the frame.
     opts = EngineOptions(device=case.device, precision=case.precision, use_cra=bool(case.cra),
-                         region_budget=region_budget(case.regions, *case.inner), threads=case.threads)
+                         region_budget=region_budget(case.regions, *case.inner), threads=case.threads,
+                         coarse_scale=1.0)
     return MattingEngine.load(case.model, opts)
 
 

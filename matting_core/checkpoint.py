@@ -75,6 +75,17 @@ def read_config(path: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path}: {exc}") from exc
 
 
+def read_extra(path: str | Path) -> dict:
+    """The provenance a checkpoint was saved with (``save_checkpoint(extra=...)``), or {} if none/unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("mattecam.extra", "{}"))
+    except (SafetensorError, OSError, ValueError):
+        return {}
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[PortraitMattingModel, ModelConfig]:
     """Rebuild the model a checkpoint describes and load its weights (fp32, eval mode) onto ``device``."""
     path = Path(path)

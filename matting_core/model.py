@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matting_core.coarse import CoarseNet
+from matting_core.coarse import CoarseNet, CoarseOutput
 from matting_core.config import ModelConfig
 from matting_core.neighbours import find_neighbours
 from matting_core.refiner import Refiner
@@ -74,6 +74,27 @@ class PortraitMattingModel(nn.Module):
         self.coarse = CoarseNet(cfg)
         self.refiner = Refiner(cfg.token_dim, cfg.cra_heads, cfg.search_range)
 
+    def _coarse(self, padded: torch.Tensor, scale: float) -> CoarseOutput:
+        """The coarse pass on the padded frame, or on a ``scale``d copy with logits brought back to its grid."""
+        if scale >= 1.0:
+            return self.coarse(padded)
+        hp, wp = padded.shape[-2:]
+        small, _, _ = pad_frame(
+            F.interpolate(padded, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True),
+            self.cfg.patch_size,
+        )
+        out = self.coarse(small)
+        r = self.cfg.region_size
+        # Logits of the scaled frame's cells, on the full frame's cell grid (the scaled frame's own padding
+        # is cut off first, so cell centres line up).
+        sh, sw = round(hp * scale) / r, round(wp * scale) / r
+
+        def regrid(t: torch.Tensor) -> torch.Tensor:
+            t = t[..., : max(1, round(sh)), : max(1, round(sw))]
+            return F.interpolate(t, size=(hp // r, wp // r), mode="bilinear", align_corners=False)
+
+        return CoarseOutput(regrid(out.alpha_logits), regrid(out.trimap_logits), [], [])
+
     def forward(
         self,
         image: torch.Tensor,
@@ -82,16 +103,19 @@ class PortraitMattingModel(nn.Module):
         region_budget: int | None = None,
         knn: str = "auto",
         clock: StageClock | None = None,
+        coarse_scale: float = 1.0,
     ) -> MattingOutput:
         """``image`` (B, 3, H, W) RGB in [0, 1], any H, W. ``region_budget`` = fixed top-K cells per image.
 
         ``clock`` (optional) is told when each stage ends: "coarse", "knn", "refine".
+        ``coarse_scale`` < 1 runs only the coarse network on a smaller copy of the frame; its 1/8 logits are
+        resampled to the full frame's 1/8 grid, so regions are still cut and refined at full resolution.
         """
         clock = clock or _NO_CLOCK
         use_cra = self.cfg.use_cra if use_cra is None else use_cra
         r = self.cfg.region_size
         padded, h, w = pad_frame(image, self.cfg.patch_size)
-        coarse = self.coarse(padded)
+        coarse = self._coarse(padded, coarse_scale)
 
         up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=r, mode="bilinear", align_corners=False)
         with torch.no_grad():

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu with a message)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="GPU only")
     p.add_argument("--budget", type=int, default=None, help="refine at most N regions (default: all uncertain)")
+    p.add_argument("--coarse-scale", type=float, default=None,
+                   help="scale of the coarse pass's input (refinement stays full-res); default: automatic, "
+                        "from the resolution the model was trained at")
     p.add_argument("--alpha-video", action="store_true", help="write videos' alpha as OUTDIR/<stem>.alpha.avi")
     p.set_defaults(func=run)
 
@@ -97,12 +100,13 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print("error: nothing to matte", file=sys.stderr)
         return 1
-    options = EngineOptions(
-        device=args.device, precision=args.precision, use_cra=not args.no_cra, region_budget=args.budget
-    )
     try:
+        options = EngineOptions(
+            device=args.device, precision=args.precision, use_cra=not args.no_cra, region_budget=args.budget,
+            coarse_scale=args.coarse_scale,
+        )
         engine = MattingEngine.load(args.model, options)
-    except CheckpointError as exc:
+    except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)

@@ -96,3 +96,19 @@ def test_flops_grow_with_regions_and_with_cra(tiny_model):
     assert many.refine_gflops == pytest.approx(10 * few.refine_gflops, rel=0.05)
     assert off.refine_gflops < many.refine_gflops
     assert many.paper_gflops == pytest.approx(many.total_gflops / 2)
+
+
+def test_coarse_scale_follows_the_training_size_the_checkpoint_records(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "m.safetensors", extra={"size": 256})
+    auto = MattingEngine.load(path)
+    assert auto.train_size == 256
+    assert auto.effective_coarse_scale(512, 1024) == pytest.approx(0.5)
+    assert auto.effective_coarse_scale(200, 300) == 1.0  # never upscales
+    fixed = MattingEngine.load(path, EngineOptions(coarse_scale=1.0))
+    assert fixed.effective_coarse_scale(512, 1024) == 1.0
+    plain = MattingEngine.load(save_checkpoint(tiny_model, tmp_path / "p.safetensors"))
+    assert plain.effective_coarse_scale(512, 1024) == 1.0  # no recorded size: the paper's full-frame pass
+    frame = np.random.default_rng(0).integers(0, 256, (512, 600, 3), dtype=np.uint8)
+    assert auto.matte(frame).shape == (512, 600)
+    with pytest.raises(ValueError, match="coarse_scale"):
+        EngineOptions(coarse_scale=2.0)

@@ -110,3 +110,19 @@ def test_invalid_configs_are_rejected_with_a_reason():
         ModelConfig.from_dict({"nope": 1})
     cfg = ModelConfig(knn_k=4)
     assert ModelConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_scaled_coarse_pass_still_refines_at_full_resolution(tiny_model):
+    """coarse_scale < 1: logits on the full frame's 1/8 grid, regions cut from the full-res frame."""
+    x = torch.rand(1, 3, 240, 320)
+    with torch.no_grad():
+        full = tiny_model(x, region_budget=30)
+        half = tiny_model(x, region_budget=30, coarse_scale=0.5)
+    assert half.alpha.shape == full.alpha.shape == (1, 1, 240, 320)
+    assert half.trimap_logits.shape == full.trimap_logits.shape
+    assert len(half.regions) == 30
+    outside = torch.ones_like(half.alpha, dtype=torch.bool)
+    for y, xx in half.regions.coords.tolist():
+        outside[..., y * 8 : y * 8 + 8, xx * 8 : xx * 8 + 8] = False
+    assert torch.equal(half.alpha[outside], half.upsampled_alpha[outside])
+    assert not torch.allclose(half.coarse_alpha_logits, full.coarse_alpha_logits)
