@@ -5,7 +5,7 @@ people source, chosen by hash; room scenes that were not packed):
 - ``photos``: held-out real photos with their own backgrounds; ground truth = the teacher's (RVM) alpha, so
   the teacher itself is not scored here.
 - ``composites``: held-out people (foreground colours estimated from image + alpha) pasted bottom-anchored
-  onto unseen room scenes at 1280x720, so the ground truth is exact and the teacher *is* scored.
+  onto unseen room scenes at 1280x720 (`--frame`), so the ground truth is exact and the teacher *is* scored.
 Modes: the model with CRA, without CRA (same weights), coarse only (the bilinearly upsampled coarse alpha),
 and the teacher. Metrics: SAD, SAD-T (30x30 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
 
@@ -36,9 +36,10 @@ def _rng(key: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(key.encode()))
 
 
-def composite(person_rgb: np.ndarray, person_alpha: np.ndarray, scene: np.ndarray, key: str):
-    """Paste a person (uint8 RGB + float alpha) bottom-anchored onto ``scene`` resized to FRAME."""
-    h, w = FRAME
+def composite(person_rgb: np.ndarray, person_alpha: np.ndarray, scene: np.ndarray, key: str,
+              frame: tuple[int, int] = FRAME):
+    """Paste a person (uint8 RGB + float alpha) bottom-anchored onto ``scene`` resized to ``frame`` (h, w)."""
+    h, w = frame
     rng = _rng(key)
     bg = cv2.resize(scene, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
     ph, pw = person_alpha.shape
@@ -63,7 +64,7 @@ def _touches_side_or_top(alpha: np.ndarray) -> bool:
     return bool(a[:2].mean() > 0.03 or a[:, :2].mean() > 0.03 or a[:, -2:].mean() > 0.03)
 
 
-def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int):
+def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tuple[int, int] = FRAME):
     data = shared / "data"
     held = (pack / "validation.txt").read_text().split()
     index = json.loads((pack / "index.json").read_text())
@@ -91,7 +92,7 @@ def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int):
     for j, i in enumerate(order):
         rel, rgb, a = pasteable[i]
         scene = cv2.imread(str(unseen_scenes[j * 7 % len(unseen_scenes)]))[:, :, ::-1]
-        img, gt = composite(rgb, a, scene, rel)
+        img, gt = composite(rgb, a, scene, rel, frame)
         comps.append((rel, img, gt))
     return photo_set, comps
 
@@ -140,22 +141,30 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=40)
     ap.add_argument("--composites", type=int, default=30)
     ap.add_argument("--background", type=Path, default=Path("assets/backgrounds/adwaita.jpg"))
+    ap.add_argument("--frame", default="1280x720", help="composite size WxH")
+    ap.add_argument("--coarse-scale", type=float, default=None, help="engine coarse scale (default: automatic)")
     args = ap.parse_args()
+    fw, fh = (int(v) for v in args.frame.lower().split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    engine = MattingEngine.load(args.model, EngineOptions())
+    engine = MattingEngine.load(args.model, EngineOptions(coarse_scale=args.coarse_scale))
     peer_path = args.shared / "peers" / "rvm.onnx"
     teacher = RvmPeer(peer_path) if peer_path.is_file() else None
-    photos, comps = build_sets(args.shared, args.pack, args.photos, args.composites)
+    photos, comps = build_sets(args.shared, args.pack, args.photos, args.composites, (fh, fw))
     bg = cv2.imread(str(args.background))[:, :, ::-1]
     results, pics = {}, {"photos": [], "composites": []}
     for name, items in (("photos", photos), ("composites", comps)):
+        if not items:
+            continue
         results[name] = score(engine, teacher, items, name, pics[name])
         picture(pics[name], bg, args.out / f"{name}.jpg")
     results["counts"] = {"photos": len(photos), "composites": len(comps)}
+    results["setup"] = {"frame": args.frame, "coarse_scale": args.coarse_scale or "auto"}
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     lines = []
     for name in ("photos", "composites"):
+        if not results["counts"][name]:
+            continue
         lines += [f"### {name} ({results['counts'][name]} images)", "",
                   "| mode | SAD | SAD-T | Grad | Conn | MSE | IoU |", "|---|---|---|---|---|---|---|"]
         for mode, m in results[name].items():
