@@ -466,7 +466,7 @@ class Trainer:
 
         ckpt_dir = self.run_dir / "checkpoints"
         name = f"step_{self.step:08d}.safetensors"
-        path = save_checkpoint(self.bare_model, ckpt_dir / name, extra={"step": self.step})
+        path = save_checkpoint(self.bare_model, ckpt_dir / name, extra={"step": self.step, "size": self.cfg.augment.size})
         save_state(self.run_dir, self.step, name, self.optimizer, self.device)
         keep = self.cfg.checkpoint.keep
         if keep:
@@ -594,8 +594,9 @@ class Trainer:
 
             if not cfg.val.every or self.step % cfg.val.every:
                 result.val_metrics = self.validate(val_items)
+            # "size": the engine runs the coarse pass at this scale by default (EngineOptions.coarse_scale).
             result.final_checkpoint = save_checkpoint(self.bare_model, self.run_dir / FINAL_FILE,
-                                                      extra={"step": self.step})
+                                                      extra={"step": self.step, "size": self.cfg.augment.size})
         if self.dist.world > 1:
             import torch.distributed as tdist
 
