@@ -34,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="downscale photos above this area for the model (PPM-100 protocol: 2073600)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (with --data)")
     p.add_argument("--no-cra", action="store_true", help="run the model without cross-region attention")
+    p.add_argument("--coarse-scale", default="1",
+                   help="scale of the coarse pass's input: 1 (default: the benchmark protocol, the coarse pass "
+                        "sees the image as given), a number in [0.1, 1], or 'auto' (the engine's default: "
+                        "the resolution the checkpoint was trained at)")
     p.add_argument("--out", type=Path, help="folder for predictions (with --data) and the markdown report")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics as JSON here")
     p.add_argument("--worst", type=int, default=6, help="rows in the worst-cases picture")
@@ -76,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
             if args.limit:
                 samples = samples[: args.limit]
             try:
-                engine = MattingEngine.load(args.model, EngineOptions(device=args.device, use_cra=not args.no_cra))
-            except CheckpointError as exc:
+                scale = None if str(args.coarse_scale).lower() == "auto" else float(args.coarse_scale)
+                options = EngineOptions(device=args.device, use_cra=not args.no_cra, coarse_scale=scale)
+                engine = MattingEngine.load(args.model, options)
+            except (CheckpointError, ValueError) as exc:
                 print(f"eval: {exc}", file=sys.stderr)
                 return 1
             out = args.out or Path("runs") / "eval"
