@@ -6,6 +6,13 @@ fits comfortably under the RVM peer's 1.3 GB. The glue between the graphs is sma
 own functions (``matting_core.regions`` select/crop/paste, ``matting_core.neighbours.knn_kdtree``);
 ``tests/matting_core/test_onnx.py`` pins it to PyTorch's output (same regions, same alpha).
 Interface as ``MattingEngine``: ``matte``, ``matte_detailed``, settable ``use_cra`` / ``region_budget``.
+
+Exports with a coarse input scale < 1 (``manifest.coarse_scale``, the quality setting ``MattingEngine`` picks
+automatically) take the frame replicate-padded and shrunk with ``cv2.resize(INTER_AREA)`` in the coarse graph;
+the logits are cropped and regridded to the full 1/8 grid here with ``cv2.resize(INTER_LINEAR)``, whose
+half-pixel centres are torch's ``align_corners=False`` bilinear (same values to ~1e-5); refinement stays at
+full resolution. INTER_AREA (a box filter) stands in for torch's antialiased bilinear downscale, the only
+deliberate difference from PyTorch.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from matting_core.backends.onnx_manifest import ExportManifest
@@ -76,6 +84,12 @@ def _cells(image: np.ndarray, r: int) -> np.ndarray:
     return image.reshape(b, c, h // r, r, w // r, r).transpose(0, 2, 4, 1, 3, 5)
 
 
+def _resize_chw(t: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(C, h, w) float32 -> (C, height, width): bilinear, half-pixel centres (torch's align_corners=False)."""
+    out = cv2.resize(np.ascontiguousarray(t.transpose(1, 2, 0)), (width, height), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(height, width, -1).transpose(2, 0, 1)
+
+
 def knn_regions(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """KD-tree k nearest regions of the same image (rows: (N, 3) = image, y, x); see ``kdtree_knn``."""
     return kdtree_knn(rows[:, 1:], rows[:, 0], k)
@@ -132,9 +146,11 @@ class OnnxMattingEngine:
         if (w, h) != (self.manifest.width, self.manifest.height):
             raise ValueError(f"frame is {w}x{h} but this ONNX export is for "
                              f"{self.manifest.width}x{self.manifest.height}: export that size or resize the frame")
-        alpha_logits, trimap_logits, up = self.coarse.run({"frame": rgb[None]})
-        hp, wp = up.shape[-2:]
         r = self.region_size
+        if self.manifest.scaled:
+            alpha_logits, trimap_logits, up = self._scaled_coarse(rgb)
+        else:
+            alpha_logits, trimap_logits, up = self.coarse.run({"frame": rgb[None]})
         rows = select_regions(trimap_logits, self._budget)
         if len(rows):  # crop RGB + upsampled alpha cells; the model replicate-pads the frame to (hp, wp)
             py = np.minimum(rows[:, 1:2] * r + np.arange(r), h - 1)  # (N, r) source rows (edge = replicate)
@@ -166,6 +182,29 @@ class OnnxMattingEngine:
         )
         result.timings_ms["total"] = (time.perf_counter() - start) * 1000.0
         return result
+
+    @property
+    def coarse_scale(self) -> float:
+        """The coarse input scale baked into the export (1.0 = the coarse pass sees the full frame)."""
+        return self.manifest.coarse_scale
+
+    def _scaled_coarse(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``PortraitMattingModel._coarse`` with a scale < 1, plus the sigmoid/x8 upsampling of ``forward``:
+        (1, 1, h8, w8) and (1, 3, h8, w8) logits on the padded frame's grid, (1, 1, Hp, Wp) upsampled alpha."""
+        m, r = self.manifest, self.region_size
+        h, w = rgb.shape[:2]
+        hp, wp = m.padded_height, m.padded_width
+        if (hp, wp) != (h, w):  # the model shrinks the replicate-padded frame, so its edge cells match
+            rgb = cv2.copyMakeBorder(rgb, 0, hp - h, 0, wp - w, cv2.BORDER_REPLICATE)
+        small = cv2.resize(rgb, (m.coarse_width, m.coarse_height), interpolation=cv2.INTER_AREA)
+        alpha_s, trimap_s = self.coarse.run({"frame": small[None]})[:2]
+        rows, cols = m.coarse_cells
+        h8, w8 = hp // r, wp // r
+        alpha_logits = _resize_chw(alpha_s[0, :, :rows, :cols], h8, w8)[None]
+        trimap_logits = _resize_chw(trimap_s[0, :, :rows, :cols], h8, w8)[None]
+        coarse_alpha = (1.0 / (1.0 + np.exp(-alpha_logits[0]))).astype(np.float32)
+        up = _resize_chw(coarse_alpha, hp, wp)[None]
+        return alpha_logits, trimap_logits, up
 
     def matte(self, frame: np.ndarray, channels: str = "rgb") -> np.ndarray:
         return self.matte_detailed(frame, channels).alpha

@@ -7,7 +7,15 @@ the refinement graph takes any number of regions, or exactly ``budget`` of them 
 that TensorRT and other static-shape runtimes want.
 
 An export directory holds ``coarse.onnx``, ``refine_cra.onnx``, ``refine_nocra.onnx`` and ``manifest.json``
-(sizes, budget, model config, and the max |ONNX - PyTorch| measured right after the export).
+(sizes, budget, coarse scale, model config, and the max |ONNX - PyTorch| measured right after the export).
+
+Coarse input scale ``s`` < 1 (``PortraitMattingModel.forward(coarse_scale=s)``): the coarse graph is exported
+for the replicate-padded frame already resized by ``s`` (uint8, floor(Hp*s) x floor(Wp*s), the size torch's
+``interpolate(scale_factor=s)`` gives) and returns only the two 1/8 logits. The resize stays outside the graph
+so the graph's input is the small uint8 frame; the engine does it with ``cv2.resize(INTER_AREA)``, a box
+filter, where the model uses torch's antialiased bilinear (triangle) filter: that is the one place the ONNX
+path differs from PyTorch (bounded in ``tests/matting_core/test_onnx.py``). The crop and the bilinear regrid
+of the logits to the full grid are done in the engine and match torch to ~1e-5.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +60,50 @@ class CoarseStage(nn.Module):
         up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=self.model.cfg.region_size,
                            mode="bilinear", align_corners=False)
         return coarse.alpha_logits, coarse.trimap_logits, up
+
+
+class CoarseLogits(nn.Module):
+    """frame (1, h, w, 3) uint8 RGB (the frame already scaled for the coarse pass) -> alpha_logits
+    (1, 1, h8, w8), trimap_logits (1, 3, h8, w8) of the 16-padded scaled frame: the coarse graph of a scaled
+    export; the crop, regrid and upsampling happen in the engine at full resolution."""
+
+    def __init__(self, model: PortraitMattingModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image = frame.permute(0, 3, 1, 2).float() / 255.0
+        padded, _, _ = pad_frame(image, self.model.cfg.patch_size)
+        coarse = self.model.coarse(padded)
+        return coarse.alpha_logits, coarse.trimap_logits
+
+
+@dataclass(frozen=True)
+class CoarseGeometry:
+    """Sizes of the coarse pass for one frame size and scale, computed exactly as ``PortraitMattingModel``.
+
+    padded: the frame replicate-padded by ``pad_frame``; size: the padded frame scaled by ``scale`` (what
+    ``F.interpolate(scale_factor=scale)`` returns: floor); cells: the rows/cols of the scaled frame's 1/8
+    logits kept before regridding (its own padding cut off).
+    """
+
+    scale: float
+    padded: tuple[int, int]  # (height, width)
+    size: tuple[int, int]  # (height, width)
+    cells: tuple[int, int]  # (rows, cols)
+
+
+def coarse_geometry(model: PortraitMattingModel, width: int, height: int, scale: float) -> CoarseGeometry:
+    """The coarse pass's sizes for ``width`` x ``height`` frames at coarse input ``scale`` (1 = full frame)."""
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"coarse scale must be in (0, 1], not {scale}")
+    hp, wp = pad_frame(torch.empty(1, 1, height, width), model.cfg.patch_size)[0].shape[-2:]
+    if scale >= 1.0:
+        return CoarseGeometry(1.0, (hp, wp), (hp, wp), (hp // model.cfg.region_size, wp // model.cfg.region_size))
+    small = F.interpolate(torch.empty(1, 1, hp, wp), scale_factor=scale, mode="nearest").shape[-2:]
+    r = model.cfg.region_size
+    cells = (max(1, round(round(hp * scale) / r)), max(1, round(round(wp * scale) / r)))
+    return CoarseGeometry(float(scale), (hp, wp), (int(small[0]), int(small[1])), cells)
 
 
 class RefineCra(nn.Module):
@@ -149,8 +201,11 @@ def example_refine_inputs(n: int, k: int, grid: tuple[int, int], seed: int = 0) 
 
 def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, height: int,
                 budget: int | None = None, check: bool = True, coarse_from: str | Path | None = None,
-                trained: bool = True) -> ExportManifest:
+                trained: bool = True, coarse_scale: float = 1.0) -> ExportManifest:
     """Write the coarse graph for ``width`` x ``height`` frames and both refinement graphs to ``out_dir``.
+
+    ``coarse_scale`` < 1 exports the coarse graph for the frame scaled by it (see the module docstring);
+    1.0 runs the coarse pass on the full frame (the paper's setting).
 
     ``budget`` None exports the refinement with a dynamic region count; an int fixes it (static shapes).
     ``trained`` is recorded in the manifest (False: random weights, the mattes mean nothing).
@@ -168,17 +223,23 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
     model = model.eval().float().cpu()
     k = model.cfg.knn_k
     t0 = time.perf_counter()
-    frame = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    geo = coarse_geometry(model, width, height, coarse_scale)
+    scaled = geo.scale < 1.0
+    in_h, in_w = geo.size if scaled else (height, width)
+    frame = torch.randint(0, 256, (1, in_h, in_w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     if coarse_from is not None:
         previous = ExportManifest.load(coarse_from)
         if (previous.width, previous.height) != (width, height):
             raise ValueError(f"{coarse_from} is a {previous.width}x{previous.height} export, not {width}x{height}")
+        if previous.coarse_scale != geo.scale:
+            raise ValueError(f"{coarse_from} has coarse scale {previous.coarse_scale:g}, not {geo.scale:g}")
         shutil.copyfile(Path(coarse_from) / previous.files["coarse"], out / COARSE_FILE)
+    elif scaled:
+        _export(CoarseLogits(model), (frame,), out / COARSE_FILE, ["frame"], ["alpha_logits", "trimap_logits"], None)
     else:
         _export(CoarseStage(model), (frame,), out / COARSE_FILE, ["frame"],
                 ["alpha_logits", "trimap_logits", "upsampled"], None)
-    padded_h, padded_w = pad_frame(frame.permute(0, 3, 1, 2), model.cfg.patch_size)[0].shape[-2:]
-    grid = (padded_h // model.cfg.region_size, padded_w // model.cfg.region_size)
+    grid = (geo.padded[0] // model.cfg.region_size, geo.padded[1] // model.cfg.region_size)
     n = budget if budget is not None else min(64, grid[0] * grid[1])
     ex = example_refine_inputs(n, k, grid)
     dyn = None if budget is not None else {"patches": {0: "regions"}, "coords": {0: "regions"},
@@ -187,12 +248,15 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
             ["patches", "coords", "neighbour_index", "neighbour_valid"], ["refined"], dyn)
     _export(RefineNoCra(model), ex[:1], out / REFINE_FILES[False], ["patches"], ["refined"],
             None if dyn is None else {"patches": {0: "regions"}})
-    log.info("exported %dx%d (budget %s) to %s in %.1f s", width, height, budget, out, time.perf_counter() - t0)
+    log.info("exported %dx%d (budget %s, coarse scale %g) to %s in %.1f s", width, height, budget, geo.scale,
+             out, time.perf_counter() - t0)
     manifest = ExportManifest(width=width, height=height, budget=budget, knn_k=k,
                               model_config=model.cfg.to_dict(), torch_version=torch.__version__, opset=OPSET,
                               trained=trained, format=FORMAT,
                               files={"coarse": COARSE_FILE, "refine_cra": REFINE_FILES[True],
-                                     "refine_nocra": REFINE_FILES[False]})
+                                     "refine_nocra": REFINE_FILES[False]},
+                              coarse_scale=geo.scale, coarse_width=geo.size[1], coarse_height=geo.size[0],
+                              coarse_cells=geo.cells, padded_width=geo.padded[1], padded_height=geo.padded[0])
     if check:
         manifest = ExportManifest(**{**asdict(manifest), "max_abs_diff": check_export(model, out, manifest)})
     manifest.save(out)
@@ -206,14 +270,16 @@ def check_export(model: PortraitMattingModel, out_dir: Path, manifest: ExportMan
 
     opts = OrtOptions(providers="cpu")
     g = torch.Generator().manual_seed(seed)
-    frame = torch.randint(0, 256, (1, manifest.height, manifest.width, 3), dtype=torch.uint8, generator=g)
+    in_h, in_w = (manifest.coarse_height, manifest.coarse_width) if manifest.scaled else (manifest.height,
+                                                                                          manifest.width)
+    frame = torch.randint(0, 256, (1, in_h, in_w, 3), dtype=torch.uint8, generator=g)
     diffs: dict[str, float] = {}
     with torch.no_grad():
-        ref = CoarseStage(model)(frame)
+        ref = (CoarseLogits if manifest.scaled else CoarseStage)(model)(frame)
     got = create_session(out_dir / manifest.files["coarse"], opts).run({"frame": frame.numpy()})
     for name, a, b in zip(("alpha_logits", "trimap_logits", "upsampled"), got, ref):
         diffs[f"coarse.{name}"] = float(np.abs(a - b.numpy()).max())
-    grid = (ref[2].shape[-2] // model.cfg.region_size, ref[2].shape[-1] // model.cfg.region_size)
+    grid = (manifest.padded_height // model.cfg.region_size, manifest.padded_width // model.cfg.region_size)
     n = manifest.budget if manifest.budget is not None else min(37, grid[0] * grid[1])
     patches, coords, index, valid = example_refine_inputs(n, manifest.knn_k, grid, seed)
     for cra in (True, False):

@@ -28,6 +28,22 @@ class ExportManifest:
     opset: int = 0
     trained: bool = True  # False when exported from random weights (no trained model was found)
     format: int = 1  # manifests written before the field existed are format 1
+    #: Coarse input scale (see ``PortraitMattingModel._coarse``); exports made before it existed are 1.0.
+    #: Below 1 the coarse graph takes the replicate-padded frame resized to ``coarse_width`` x
+    #: ``coarse_height`` (uint8, the engine resizes it) and returns only the two logits, which the engine
+    #: crops to ``coarse_cells`` (rows, cols) and resamples to the padded frame's 1/8 grid.
+    coarse_scale: float = 1.0
+    coarse_width: int = 0
+    coarse_height: int = 0
+    coarse_cells: tuple[int, int] = (0, 0)
+    #: The frame replicate-padded to the model's multiple of 16 (and minimum side), as ``model.pad_frame``.
+    padded_width: int = 0
+    padded_height: int = 0
+
+    @property
+    def scaled(self) -> bool:
+        """True when the coarse graph runs on a resized frame (the engine resizes and regrids around it)."""
+        return self.coarse_scale < 1.0
 
     def save(self, directory: Path) -> Path:
         path = directory / MANIFEST
@@ -41,8 +57,15 @@ class ExportManifest:
             raise FileNotFoundError(f"{directory} holds no ONNX export ({MANIFEST} missing): run `mattecam export-onnx`")
         data = json.loads(path.read_text())
         known = set(cls.__dataclass_fields__)
-        manifest = cls(**{k: v for k, v in data.items() if k in known})
+        fields = {k: v for k, v in data.items() if k in known}
+        if "coarse_cells" in fields:
+            fields["coarse_cells"] = tuple(fields["coarse_cells"])
+        manifest = cls(**fields)
         if manifest.format != FORMAT:
             raise ValueError(f"{directory} is an ONNX export of format {manifest.format}; this version reads "
                              f"format {FORMAT}: export it again with `mattecam export-onnx`")
+        if manifest.scaled and not (manifest.coarse_width and manifest.coarse_height and all(manifest.coarse_cells)
+                                    and manifest.padded_width and manifest.padded_height):
+            raise ValueError(f"{path} has coarse scale {manifest.coarse_scale:g} but not the coarse sizes it "
+                             "needs: export it again with `mattecam export-onnx`")
         return manifest

@@ -13,7 +13,7 @@ from matting_core.backends.onnx_engine import OnnxMattingEngine  # noqa: E402
 from matting_core.backends.onnx_export import ExportManifest, export_onnx  # noqa: E402
 from matting_core.backends.ort_session import OrtOptions  # noqa: E402
 from matting_core.config import ModelConfig  # noqa: E402
-from matting_core.engine import MattingEngine  # noqa: E402
+from matting_core.engine import EngineOptions, MattingEngine  # noqa: E402
 from matting_core.model import PortraitMattingModel  # noqa: E402
 
 W, H = 248, 232  # not multiples of 16: the graphs must reproduce the model's replicate padding
@@ -136,3 +136,140 @@ def test_onnx_engine_does_not_import_torch():
     code = "import sys, matting_core.backends.onnx_engine; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ coarse input scale (tiny model: fast exports)
+SCALE = 0.5
+
+
+#: conftest.TINY (a module-scoped fixture cannot use the function-scoped ``tiny_cfg``; importing ``conftest``
+#: by name is ambiguous with tests/app/conftest.py in one session).
+TINY = ModelConfig(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), decoder_channels=(32, 16, 16),
+                   drop_path_rate=0.0)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> PortraitMattingModel:
+    torch.manual_seed(0)
+    m = PortraitMattingModel(TINY).eval()
+    with torch.no_grad():
+        m.refiner.cra.bias.table.normal_(0, 0.5)
+    return m
+
+
+@pytest.fixture(scope="module")
+def scaled_dir(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "scaled"
+    export_onnx(tiny, out, W, H, budget=None, coarse_scale=SCALE)
+    return out
+
+
+@pytest.fixture
+def area_downscale(monkeypatch):
+    """Make the PyTorch model shrink the frame with cv2 INTER_AREA, as the ONNX engine does, so everything
+    else (graph, crop, regrid, upsampling, regions, refinement) can be compared exactly."""
+    import cv2
+    import torch.nn.functional as F
+
+    real = F.interpolate
+
+    def interpolate(x, *args, antialias=False, **kwargs):
+        out = real(x, *args, antialias=antialias, **kwargs)
+        if not antialias:
+            return out
+        img = (x[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+        small = cv2.resize(img, (out.shape[-1], out.shape[-2]), interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
+
+    monkeypatch.setattr(F, "interpolate", interpolate)
+
+
+def test_scaled_export_records_the_model_geometry(scaled_dir):
+    m = ExportManifest.load(scaled_dir)
+    # 248x232 pads to 256x240; half of that is 128x120, whose 1/8 grid is 16x15 cells (regridded to 32x30)
+    assert (m.coarse_scale, m.padded_width, m.padded_height) == (SCALE, 256, 240)
+    assert (m.coarse_width, m.coarse_height, m.coarse_cells) == (128, 120, (15, 16))
+    assert set(m.max_abs_diff) == {"coarse.alpha_logits", "coarse.trimap_logits", "refine_cra", "refine_nocra"}
+    assert max(m.max_abs_diff.values()) < 1e-4
+    import onnx
+
+    dims = onnx.load(scaled_dir / m.files["coarse"]).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 120, 128, 3]
+
+
+@pytest.mark.parametrize(("use_cra", "budget"), [(True, None), (False, 45)])
+def test_scaled_onnx_engine_equals_pytorch_given_the_same_downscale(tiny, scaled_dir, frame, area_downscale,
+                                                                    use_cra, budget):
+    want = MattingEngine(tiny, EngineOptions(coarse_scale=SCALE, use_cra=use_cra, region_budget=budget))
+    got = OnnxMattingEngine(scaled_dir, CPU1, use_cra=use_cra, region_budget=budget).matte_detailed(frame)
+    ref = want.matte_detailed(frame)
+    assert got.trimap.shape == ref.trimap.shape == (30, 32)
+    np.testing.assert_array_equal(got.trimap, ref.trimap)
+    np.testing.assert_array_equal(got.regions, ref.regions)
+    assert len(got.regions) > 0
+    assert np.abs(got.coarse_alpha - ref.coarse_alpha).max() < 1e-4
+    assert np.abs(got.alpha - ref.alpha).max() < 1e-4
+    full = MattingEngine(tiny, EngineOptions(coarse_scale=1.0, use_cra=use_cra, region_budget=budget))
+    assert np.abs(full.matte(frame) - got.alpha).max() > 1e-2  # the scale really changes the result
+
+
+def test_scaled_onnx_engine_is_close_to_the_antialiased_model(tiny, scaled_dir, frame):
+    """Against ``model(x, coarse_scale=0.5)`` itself: only the downscale filter differs (box vs triangle),
+    which moves the coarse logits slightly and may flip a cell or two near a trimap boundary."""
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        out = tiny(x, coarse_scale=SCALE)
+    got = OnnxMattingEngine(scaled_dir, CPU1).matte_detailed(frame)
+    want_trimap = out.trimap_logits[0].argmax(0).numpy()
+    coarse = torch.sigmoid(out.coarse_alpha_logits[0, 0]).numpy()
+    agree = float((got.trimap == want_trimap).mean())
+    cells = {tuple(c) for c in got.regions.tolist()}
+    want_cells = {tuple(c) for c in out.regions.coords.tolist()}
+    iou = len(cells & want_cells) / len(cells | want_cells)
+    diff = np.abs(got.alpha - out.alpha[0, 0].numpy())
+    print(f"trimap agreement {agree:.4f}, region IoU {iou:.4f}, coarse alpha max {np.abs(got.coarse_alpha - coarse).max():.2e}, "
+          f"alpha max {diff.max():.3f} mean {diff.mean():.2e}")
+    assert agree >= 0.98 and iou >= 0.98
+    assert np.abs(got.coarse_alpha - coarse).max() < 1e-2
+    assert diff.mean() < 2e-3 and diff.max() < 0.15
+
+
+def test_a_manifest_without_the_coarse_scale_is_a_full_frame_export(model, export_dir, frame, tmp_path):
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(export_dir, old)
+    data = json.loads((old / "manifest.json").read_text())
+    assert data["coarse_scale"] == 1.0
+    for key in ("coarse_scale", "coarse_width", "coarse_height", "coarse_cells", "padded_width", "padded_height"):
+        data.pop(key)
+    (old / "manifest.json").write_text(json.dumps(data))
+    engine = OnnxMattingEngine(old, CPU1, region_budget=45)
+    assert engine.coarse_scale == 1.0 and not engine.manifest.scaled
+    want = MattingEngine(model, EngineOptions(coarse_scale=1.0, region_budget=45))
+    assert np.abs(engine.matte(frame) - want.matte(frame)).max() < 1e-4
+
+
+def test_a_scaled_manifest_without_its_sizes_is_refused(scaled_dir, tmp_path):
+    import json
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(scaled_dir, bad)
+    data = json.loads((bad / "manifest.json").read_text())
+    data.pop("coarse_cells")
+    (bad / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="coarse scale 0.5 but not the coarse sizes"):
+        OnnxMattingEngine(bad, CPU1)
+
+
+def test_coarse_from_an_export_of_another_scale_is_refused(tiny, scaled_dir, tmp_path):
+    with pytest.raises(ValueError, match="has coarse scale 0.5, not 1"):
+        export_onnx(tiny, tmp_path / "x", W, H, budget=10, coarse_from=scaled_dir)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.5])
+def test_a_coarse_scale_out_of_range_is_refused(tiny, tmp_path, scale):
+    with pytest.raises(ValueError, match="coarse scale must be in"):
+        export_onnx(tiny, tmp_path / "x", W, H, coarse_scale=scale)
