@@ -232,7 +232,8 @@ def export_onnx(model: PortraitMattingModel, out_dir: str | Path, width: int, he
         if (previous.width, previous.height) != (width, height):
             raise ValueError(f"{coarse_from} is a {previous.width}x{previous.height} export, not {width}x{height}")
         if previous.coarse_scale != geo.scale:
-            raise ValueError(f"{coarse_from} has coarse scale {previous.coarse_scale:g}, not {geo.scale:g}")
+            raise ValueError(f"{coarse_from} has coarse scale {previous.coarse_scale:g}, not {geo.scale:g} "
+                             "(see --coarse-scale)")
         shutil.copyfile(Path(coarse_from) / previous.files["coarse"], out / COARSE_FILE)
     elif scaled:
         _export(CoarseLogits(model), (frame,), out / COARSE_FILE, ["frame"], ["alpha_logits", "trimap_logits"], None)

@@ -273,3 +273,27 @@ def test_coarse_from_an_export_of_another_scale_is_refused(tiny, scaled_dir, tmp
 def test_a_coarse_scale_out_of_range_is_refused(tiny, tmp_path, scale):
     with pytest.raises(ValueError, match="coarse scale must be in"):
         export_onnx(tiny, tmp_path / "x", W, H, coarse_scale=scale)
+
+
+def test_export_command_picks_the_engines_automatic_coarse_scale(tiny, tmp_path, capsys):
+    """A checkpoint trained at 116 px and a 232 px tall frame: the engine's rule gives scale 0.5."""
+    from matting_core.checkpoint import save_checkpoint
+    from matting_core.cli import main
+
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(tiny, ckpt, extra={"size": 116})
+    assert MattingEngine.load(ckpt).effective_coarse_scale(H, W) == 0.5
+    out = tmp_path / "auto"
+    assert main(["export-onnx", "--model", str(ckpt), "--size", f"{W}x{H}", "--out", str(out)]) == 0
+    assert "coarse pass on 128x120 (scale 0.5, automatic)" in capsys.readouterr().out
+    m = ExportManifest.load(out)
+    assert (m.coarse_scale, m.coarse_width, m.coarse_height) == (0.5, 128, 120)
+
+
+@pytest.mark.parametrize("value", ["0.05", "1.5"])
+def test_export_command_refuses_a_coarse_scale_out_of_range(tmp_path, capsys, value):
+    from matting_core.cli import main
+
+    assert main(["export-onnx", "--size", f"{W}x{H}", "--out", str(tmp_path / "x"), "--coarse-scale", value]) == 2
+    assert "--coarse-scale" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
