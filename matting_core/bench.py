@@ -18,6 +18,12 @@ Measurement rules (and why):
   peer's 1.3 GB figure measures; ``work_mem_mb`` is how far running frames raised it above the loaded
   model. On CUDA it is ``torch.cuda.max_memory_allocated`` for the case.
 - GFLOPs count one multiply-add as one FLOP (fvcore's convention, which the paper's tables use).
+- The coarse pass always sees the whole frame the model is given (coarse input scale 1, the paper's
+  setting), for PyTorch and ONNX Runtime rows alike: the ONNX exports made here are full-frame ones
+  (``export_onnx(coarse_scale=1.0)``), not the automatic scale that ``mattecam export-onnx`` and
+  ``MattingEngine`` pick from the checkpoint. ``--coarse-scale S`` shrinks the frame the whole model sees
+  (coarse pass and refinement at S; the resizes are timed), so both backends then measure the coarse pass
+  on the scaled frame. Each ONNX record says which scale its export has (``onnx_coarse_scale``).
 """
 
 from __future__ import annotations
@@ -326,7 +332,8 @@ def _measure_onnxruntime(case: BenchCase, frame: np.ndarray, budget: int | None)
            "regions": int(_median([len(r.regions) for r in runs.results])),
            "peak_mem_mb": round(peak, 1), "work_mem_mb": round(peak - base, 1),
            "mem_method": "peak RSS of a fresh process (VmHWM)", "provider": engine.coarse.provider,
-           "threads": case.threads or os.cpu_count(), "onnxruntime": onnxruntime.__version__}
+           "threads": case.threads or os.cpu_count(), "onnxruntime": onnxruntime.__version__,
+           "onnx_coarse_scale": engine.coarse_scale}
     engine_t = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))  # same graph: same FLOPs
     image = engine_t.to_tensor(bench_frame(*case.inner, case.image)[0])
     rec["gflops"] = safe_gflops(engine_t.model, image, bool(case.cra), budget)
@@ -468,7 +475,8 @@ def ensure_export(case: BenchCase, cache_root: Path) -> Path:
     if not (out / MANIFEST).is_file():
         engine = _load_engine(replace(case, backend="torch", device="cpu", precision="fp32"))
         log.info("exporting ONNX for %dx%d to %s (once; cached)", w, h, out)
-        export_onnx(engine.model, out, w, h, budget=None, trained=engine.is_trained)
+        # full-frame coarse pass, like the PyTorch rows (see the module docstring)
+        export_onnx(engine.model, out, w, h, budget=None, trained=engine.is_trained, coarse_scale=1.0)
     return out
 
 

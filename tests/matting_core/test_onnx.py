@@ -275,14 +275,21 @@ def test_a_coarse_scale_out_of_range_is_refused(tiny, tmp_path, scale):
         export_onnx(tiny, tmp_path / "x", W, H, coarse_scale=scale)
 
 
-def test_export_command_picks_the_engines_automatic_coarse_scale(tiny, tmp_path, capsys):
-    """A checkpoint trained at 116 px and a 232 px tall frame: the engine's rule gives scale 0.5."""
+@pytest.fixture(scope="module")
+def tiny_ckpt(tiny, tmp_path_factory):
+    """The tiny model as a checkpoint trained at 116 px: for 232 px tall frames the engine's rule gives 0.5."""
     from matting_core.checkpoint import save_checkpoint
-    from matting_core.cli import main
 
-    ckpt = tmp_path / "tiny.safetensors"
+    ckpt = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     save_checkpoint(tiny, ckpt, extra={"size": 116})
     assert MattingEngine.load(ckpt).effective_coarse_scale(H, W) == 0.5
+    return ckpt
+
+
+def test_export_command_picks_the_engines_automatic_coarse_scale(tiny_ckpt, tmp_path, capsys):
+    from matting_core.cli import main
+
+    ckpt = tiny_ckpt
     out = tmp_path / "auto"
     assert main(["export-onnx", "--model", str(ckpt), "--size", f"{W}x{H}", "--out", str(out)]) == 0
     assert "coarse pass on 128x120 (scale 0.5, automatic)" in capsys.readouterr().out
@@ -297,3 +304,17 @@ def test_export_command_refuses_a_coarse_scale_out_of_range(tmp_path, capsys, va
     assert main(["export-onnx", "--size", f"{W}x{H}", "--out", str(tmp_path / "x"), "--coarse-scale", value]) == 2
     assert "--coarse-scale" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_bench_onnx_rows_measure_the_full_frame_coarse_pass(tiny_ckpt, tmp_path):
+    """The bench's exports stay full-frame (comparable with its PyTorch rows) even where the automatic
+    scale of ``export-onnx`` would shrink the coarse input, and each record says so."""
+    from dataclasses import replace
+
+    from matting_core.bench import BenchCase, ensure_export, measure_case
+
+    case = BenchCase("onnxruntime", W, H, True, model=str(tiny_ckpt), repeats=1, warmup=0, threads=1)
+    out = ensure_export(case, tmp_path)
+    assert ExportManifest.load(out).coarse_scale == 1.0
+    rec = measure_case(replace(case, onnx_dir=str(out)))
+    assert rec["onnx_coarse_scale"] == 1.0 and rec["coarse_scale"] == 1.0 and rec["total_ms"] > 0
