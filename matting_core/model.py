@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from matting_core.coarse import CoarseNet, CoarseOutput
 from matting_core.config import ModelConfig
-from matting_core.neighbours import find_neighbours
+from matting_core.neighbours import Neighbours, find_neighbours
 from matting_core.refiner import Refiner
 from matting_core.regions import Regions, crop_patches, paste_patches, select_top_k, select_uncertain
 
@@ -27,7 +28,10 @@ class _NoClock:
         pass
 
 
-_NO_CLOCK = _NoClock()
+NO_CLOCK = _NoClock()
+
+#: A KNN search: (coords (N, 2), batch (N,), k) -> Neighbours.
+NeighbourSearch = Callable[[torch.Tensor, torch.Tensor, int], Neighbours]
 
 #: Frames whose short side is below this are padded up to it: the paper's lower limit (section 3.4), below
 #: which Swin's last stage would see less than one window of real content.
@@ -95,6 +99,49 @@ class PortraitMattingModel(nn.Module):
 
         return CoarseOutput(regrid(out.alpha_logits), regrid(out.trimap_logits), [], [])
 
+    def coarse_stage(
+        self, image: torch.Tensor, coarse_scale: float = 1.0
+    ) -> tuple[torch.Tensor, CoarseOutput, torch.Tensor]:
+        """Stage 1: the 16-padded frame, the coarse logits on its 1/8 grid, and the coarse alpha bilinearly
+        upsampled to it (the refiner's input and paste base). Backends reuse this (export, CUDA graphs)."""
+        padded, _, _ = pad_frame(image, self.cfg.patch_size)
+        coarse = self._coarse(padded, coarse_scale)
+        up = F.interpolate(
+            torch.sigmoid(coarse.alpha_logits), scale_factor=self.cfg.region_size, mode="bilinear",
+            align_corners=False,
+        )
+        return padded, coarse, up
+
+    def refine_stage(
+        self,
+        padded: torch.Tensor,
+        up: torch.Tensor,
+        regions: Regions,
+        use_cra: bool,
+        neighbours: NeighbourSearch,
+        clock: StageClock = NO_CLOCK,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 2: crop the regions from RGB + upsampled alpha, [KNN + CRA], refine, paste.
+
+        ``neighbours(coords, batch, k)`` is the KNN search (backends pass a sync-free one).
+        Returns the full padded alpha and the refined patches (N, 1, r, r).
+        """
+        r = self.cfg.region_size
+        patches = crop_patches(torch.cat([padded, up], dim=1), regions, r)
+        clock.mark("coarse")
+        if len(regions) == 0:
+            refined = patches[:, 3:4]
+        elif use_cra:
+            with torch.no_grad():
+                nb = neighbours(regions.coords, regions.batch, self.cfg.knn_k)
+            clock.mark("knn")
+            refined = self.refiner(patches, regions.coords, nb.index, nb.valid)
+        else:
+            refined = self.refiner(patches)
+        alpha = paste_patches(up, refined, regions, r)
+        clock.mark("refine")
+        return alpha, refined
+
     def forward(
         self,
         image: torch.Tensor,
@@ -111,30 +158,17 @@ class PortraitMattingModel(nn.Module):
         ``coarse_scale`` < 1 runs only the coarse network on a smaller copy of the frame; its 1/8 logits are
         resampled to the full frame's 1/8 grid, so regions are still cut and refined at full resolution.
         """
-        clock = clock or _NO_CLOCK
         use_cra = self.cfg.use_cra if use_cra is None else use_cra
-        r = self.cfg.region_size
-        padded, h, w = pad_frame(image, self.cfg.patch_size)
-        coarse = self._coarse(padded, coarse_scale)
-
-        up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=r, mode="bilinear", align_corners=False)
+        h, w = image.shape[-2:]
+        padded, coarse, up = self.coarse_stage(image, coarse_scale)
         with torch.no_grad():
             trimap = coarse.trimap_logits.detach()
             regions = select_uncertain(trimap) if region_budget is None else select_top_k(trimap, region_budget)
-        patches = crop_patches(torch.cat([padded, up], dim=1), regions, r)
-        clock.mark("coarse")
-        if len(regions):
-            if use_cra:
-                with torch.no_grad():
-                    nb = find_neighbours(regions.coords, regions.batch, self.cfg.knn_k, knn)
-                clock.mark("knn")
-                refined = self.refiner(patches, regions.coords, nb.index, nb.valid)
-            else:
-                refined = self.refiner(patches)
-        else:
-            refined = patches[:, 3:4]
-        alpha = paste_patches(up, refined, regions, r)
-        clock.mark("refine")
+
+        def search(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
+            return find_neighbours(coords, batch, k, knn)
+
+        alpha, refined = self.refine_stage(padded, up, regions, use_cra, search, clock or NO_CLOCK)
         return MattingOutput(
             alpha=alpha[..., :h, :w],
             upsampled_alpha=up[..., :h, :w],

@@ -45,7 +45,7 @@ OPSET = 18
 class CoarseStage(nn.Module):
     """frame (1, H, W, 3) uint8 RGB -> alpha_logits (1, 1, h8, w8), trimap_logits (1, 3, h8, w8),
     upsampled (1, 1, Hp, Wp): the sigmoid coarse alpha bilinearly upsampled to the 16-padded frame,
-    i.e. the refiner's input and paste base. Mirrors the first half of ``PortraitMattingModel.forward``.
+    i.e. the refiner's input and paste base. ``PortraitMattingModel.coarse_stage`` on a uint8 frame.
     """
 
     def __init__(self, model: PortraitMattingModel) -> None:
@@ -55,10 +55,7 @@ class CoarseStage(nn.Module):
     def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # uint8 in: the caller never builds the 4-byte-per-channel copy of a 4K frame (100 MB)
         image = frame.permute(0, 3, 1, 2).float() / 255.0
-        padded, _, _ = pad_frame(image, self.model.cfg.patch_size)
-        coarse = self.model.coarse(padded)
-        up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=self.model.cfg.region_size,
-                           mode="bilinear", align_corners=False)
+        _, coarse, up = self.model.coarse_stage(image)
         return coarse.alpha_logits, coarse.trimap_logits, up
 
 

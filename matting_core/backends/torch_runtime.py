@@ -25,12 +25,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from matting_core.gpu_composite import composite_torch
-from matting_core.model import PortraitMattingModel, pad_frame
+from matting_core.model import NO_CLOCK, PortraitMattingModel
 from matting_core.neighbours import Neighbours
-from matting_core.regions import crop_patches, paste_patches, select_top_k
+from matting_core.regions import select_top_k
 
 log = logging.getLogger(__name__)
 
@@ -111,33 +110,17 @@ def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int
                    clock: Any = None, knn: Callable[..., Neighbours] | None = None) -> tuple[torch.Tensor, int]:
     """``PortraitMattingModel.forward`` for a fixed region budget, free of host syncs (CUDA-graph safe).
 
-    The same steps as the model's own forward (pad, coarse, top-K regions, crop, KNN, refine, paste) with
-    the batched fixed-count KNN instead of the general one; returns the alpha (B, 1, H, W) and the region
-    count. ``knn(coords, batch, k)`` replaces the neighbour search (tests pass the model's own to show the
-    rest is identical; the searches differ only in which of several equally distant cells they pick).
+    The model's own two stages (``coarse_stage``, ``refine_stage``) with top-K regions and the batched
+    fixed-count KNN (same neighbours as the general searches, without their host syncs); returns the alpha
+    (B, 1, H, W) and the region count. ``knn(coords, batch, k)`` replaces the neighbour search.
     """
-    cfg = model.cfg
-    r = cfg.region_size
-    padded, h, w = pad_frame(image, cfg.patch_size)
-    coarse = model.coarse(padded)
-    up = F.interpolate(torch.sigmoid(coarse.alpha_logits), scale_factor=r, mode="bilinear", align_corners=False)
+    h, w = image.shape[-2:]
+    padded, coarse, up = model.coarse_stage(image)
     regions = select_top_k(coarse.trimap_logits, budget)
-    patches = crop_patches(torch.cat([padded, up], dim=1), regions, r)
-    if clock is not None:
-        clock.mark("coarse")
-    if use_cra:
-        if knn is None:
-            nb = knn_fixed_count(regions.coords, image.shape[0], cfg.knn_k)
-        else:
-            nb = knn(regions.coords, regions.batch, cfg.knn_k)
-        if clock is not None:
-            clock.mark("knn")
-        refined = model.refiner(patches, regions.coords, nb.index, nb.valid)
-    else:
-        refined = model.refiner(patches)
-    alpha = paste_patches(up, refined, regions, r)
-    if clock is not None:
-        clock.mark("refine")
+    if knn is None:
+        def knn(coords: torch.Tensor, _batch: torch.Tensor, k: int) -> Neighbours:
+            return knn_fixed_count(coords, image.shape[0], k)
+    alpha, _ = model.refine_stage(padded, up, regions, use_cra, knn, clock if clock is not None else NO_CLOCK)
     return alpha[..., :h, :w], len(regions)
 
 

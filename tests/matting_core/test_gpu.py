@@ -134,8 +134,8 @@ def test_static_forward_is_the_models_forward_with_a_budget(cra_model, use_cra):
         fast, _ = static_forward(cra_model, x, 50, use_cra)
     assert n == 100
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-    if not use_cra:
-        torch.testing.assert_close(fast, want, atol=1e-5, rtol=0)
+    # The sync-free fixed-count search breaks ties like the KD-tree, so the fast path is the same model too.
+    torch.testing.assert_close(fast, want, atol=1e-5, rtol=0)
 
 
 def test_fixed_count_knn_breaks_ties_by_index():
