@@ -205,6 +205,11 @@ class RecorderSink:
                 self._writer.write(frame)
             self.frames_written += copies
 
+    @property
+    def closed(self) -> bool:
+        """True once the file is finished (``close`` ran)."""
+        return self._closed
+
     def close(self) -> None:
         """Finish the file (safe from any thread; later sends are ignored)."""
         with self._lock:

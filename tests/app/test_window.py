@@ -394,12 +394,16 @@ def test_recording_from_the_window_writes_a_playable_file(qtbot, tmp_path):
     qtbot.keyClick(window, Qt.Key.Key_R)  # hotkey starts recording
     assert window.controls.record_button.isChecked() and "recording to" in window.controls.record_status.text()
     wait_frames(qtbot, collector, 4)
+    recorder = window.recorder
+    qtbot.waitUntil(lambda: recorder.frames_written >= 3, timeout=20000)
     window.controls.record_button.click()
     assert not window.controls.record_button.isChecked()
+    qtbot.waitUntil(lambda: recorder.closed, timeout=20000)  # the worker finishes the file between frames
     files = list(tmp_path.glob("mattecam-*.mp4"))
     assert len(files) == 1
-    qtbot.waitUntil(lambda: len(read_video_frames(files[0])) >= 3, timeout=15000)
-    assert read_video_frames(files[0])[0].shape == (480, 640, 3)
+    frames = read_video_frames(files[0])
+    assert len(frames) >= 3, f"{recorder.frames_written} frames written, {len(frames)} readable"
+    assert frames[0].shape == (480, 640, 3)
     window.close()
 
 
