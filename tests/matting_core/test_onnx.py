@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +103,16 @@ def test_static_budget_export_has_fixed_shapes_and_pins_the_budget(model, export
     assert np.abs(engine.matte(frame) - want.matte(frame)).max() < 1e-4
 
 
+def copy_without(export_dir: Path, dest: Path, *keys: str) -> Path:
+    """A copy of an export whose manifest lacks ``keys`` (an export made by an older version)."""
+    shutil.copytree(export_dir, dest)
+    data = json.loads((dest / "manifest.json").read_text())
+    for key in keys:
+        data.pop(key)
+    (dest / "manifest.json").write_text(json.dumps(data))
+    return dest
+
+
 def test_wrong_frame_size_is_a_clear_error(export_dir, frame):
     engine = OnnxMattingEngine(export_dir, CPU1)
     with pytest.raises(ValueError, match=f"export is for {W}x{H}"):
@@ -106,14 +120,7 @@ def test_wrong_frame_size_is_a_clear_error(export_dir, frame):
 
 
 def test_an_export_of_an_older_format_asks_for_a_new_export(export_dir, tmp_path):
-    import json
-    import shutil
-
-    old = tmp_path / "old"
-    shutil.copytree(export_dir, old)
-    data = json.loads((old / "manifest.json").read_text())
-    data.pop("format")
-    (old / "manifest.json").write_text(json.dumps(data))
+    old = copy_without(export_dir, tmp_path / "old", "format")
     with pytest.raises(ValueError, match="format 1.*export-onnx"):
         OnnxMattingEngine(old, CPU1)
 
@@ -235,16 +242,9 @@ def test_scaled_onnx_engine_is_close_to_the_antialiased_model(tiny, scaled_dir, 
 
 
 def test_a_manifest_without_the_coarse_scale_is_a_full_frame_export(model, export_dir, frame, tmp_path):
-    import json
-    import shutil
-
-    old = tmp_path / "old"
-    shutil.copytree(export_dir, old)
-    data = json.loads((old / "manifest.json").read_text())
-    assert data["coarse_scale"] == 1.0
-    for key in ("coarse_scale", "coarse_width", "coarse_height", "coarse_cells", "padded_width", "padded_height"):
-        data.pop(key)
-    (old / "manifest.json").write_text(json.dumps(data))
+    assert json.loads((export_dir / "manifest.json").read_text())["coarse_scale"] == 1.0
+    old = copy_without(export_dir, tmp_path / "old", "coarse_scale", "coarse_width", "coarse_height",
+                       "coarse_cells", "padded_width", "padded_height")
     engine = OnnxMattingEngine(old, CPU1, region_budget=45)
     assert engine.coarse_scale == 1.0 and not engine.manifest.scaled
     want = MattingEngine(model, EngineOptions(coarse_scale=1.0, region_budget=45))
@@ -252,14 +252,7 @@ def test_a_manifest_without_the_coarse_scale_is_a_full_frame_export(model, expor
 
 
 def test_a_scaled_manifest_without_its_sizes_is_refused(scaled_dir, tmp_path):
-    import json
-    import shutil
-
-    bad = tmp_path / "bad"
-    shutil.copytree(scaled_dir, bad)
-    data = json.loads((bad / "manifest.json").read_text())
-    data.pop("coarse_cells")
-    (bad / "manifest.json").write_text(json.dumps(data))
+    bad = copy_without(scaled_dir, tmp_path / "bad", "coarse_cells")
     with pytest.raises(ValueError, match="coarse scale 0.5 but not the coarse sizes"):
         OnnxMattingEngine(bad, CPU1)
 
