@@ -91,6 +91,15 @@ def main() -> None:
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
 
+    def forward_backward(b) -> dict[str, float]:
+        """Forward (bf16 autocast on the GPU), loss, gradients; the caller decides whether to step."""
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(b.image, region_budget=args.budget, knn="pairwise")
+        loss, terms = matting_loss(out, b, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return terms
+
     def timed_steps(n: int) -> None:
         """Where a step's time goes (data vs model), printed once: ~265 img/s in the first windows was far
         below what the GPU can do, and the next window should know why before tuning anything."""
@@ -112,11 +121,7 @@ def main() -> None:
                 sync()
                 t_data += time.time() - t
                 t = time.time()
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    o = model(b.image, region_budget=args.budget, knn="pairwise")
-                loss_, _ = matting_loss(o, b, weights)
-                opt.zero_grad(set_to_none=True)
-                loss_.backward()
+                forward_backward(b)
                 sync()
                 t_step += time.time() - t
         opt.zero_grad(set_to_none=True)  # profiling steps do not update the weights
@@ -127,19 +132,15 @@ def main() -> None:
 
     try:
         if args.profile and (amp or args.limit):  # on the CPU only in dry runs
-            for _ in range(3):  # warm-up (cuDNN autotuning) before measuring
-                stream.next_batch()
+            for _ in range(3):  # warm-up (cuDNN autotuning, allocator) before measuring; no weight update
+                forward_backward(stream.next_batch())
             timed_steps(args.profile)
         while time.time() < deadline:
             batch = stream.next_batch()
+            progress = (time.time() - t0) / max(1.0, deadline - t0)
             for g in opt.param_groups:
-                progress = (time.time() - t0) / max(1.0, deadline - t0)
                 g["lr"] = lr_at(step - args.step, args.lr, args.warmup, progress)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(batch.image, region_budget=args.budget, knn="pairwise")
-            loss, terms = matting_loss(out, batch, weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            terms = forward_backward(batch)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
