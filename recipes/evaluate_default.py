@@ -68,15 +68,10 @@ def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tupl
     data = shared / "data"
     held = (pack / "validation.txt").read_text().split()
     index = json.loads((pack / "index.json").read_text())
-    packed_scene_count = index["background_kind"].count("scene")
-    scenes = sorted((data / "scenes").glob("*.jpg"))
-    # the pack drew its scenes with rng(0) after the people; recompute which ones it did NOT take
-    rng = np.random.default_rng(0)
-    for source in ("people-rvm", "people2-rvm/ccp", "people2-rvm/humanfaces_kaggle", "people2-rvm/facemask_cd"):
-        n_train = len(list((data / source / "image").glob("*.jpg"))) - sum(h.startswith(source + "/") for h in held)
-        rng.permutation(n_train)
-    used = set(sorted(rng.permutation(len(scenes))[:packed_scene_count]))
-    unseen_scenes = [s for i, s in enumerate(scenes) if i not in used]
+    if "packed_scenes" not in index:
+        raise SystemExit(f"{pack}: made by an older pack_data.py (no list of packed scenes); re-run it")
+    packed = set(index["packed_scenes"])
+    unseen_scenes = [s for s in sorted((data / "scenes").glob("*.jpg")) if s.name not in packed]
     photos, comps = [], []
     for rel in held:
         img = cv2.imread(str(data / rel), cv2.IMREAD_COLOR)

@@ -126,6 +126,8 @@ def main() -> None:
     index["backgrounds"] = _write_blob(args.out, "backgrounds", [b for b in bg if b is not None])
     index["background_kind"] = ["scene"] * len(scenes) + ["wallpaper"] * len(walls)
     index["background_kind"] = [k for k, b in zip(index["background_kind"], bg) if b is not None]
+    # Which scene files were packed, so evaluation can use only the ones training never saw.
+    index["packed_scenes"] = [p.name for p in scenes]
     (args.out / "index.json").write_text(json.dumps(index))
     (args.out / "validation.txt").write_text("\n".join(val) + "\n")
     total = sum(f.stat().st_size for f in args.out.iterdir())
