@@ -25,8 +25,7 @@ from timm.models.swin_transformer import (
 _MASKED = -100.0
 
 
-@functools.lru_cache(maxsize=64)
-def _window_mask_cpu(h: int, w: int, hp: int, wp: int, ws: int, shift: int) -> torch.Tensor:
+def _build_window_mask(h: int, w: int, hp: int, wp: int, ws: int, shift: int) -> torch.Tensor:
     """(num_windows, ws*ws, ws*ws) additive mask: shift regions + padded keys, for an (h, w) grid padded to (hp, wp)."""
     region = torch.zeros(hp, wp)
     if shift:
@@ -55,7 +54,7 @@ def _window_mask(
 ) -> torch.Tensor:
     """The mask on the model's device, cached: a per-block host-to-device copy would stall the GPU each block."""
     with torch.inference_mode(False):  # a normal tensor, so a mask made while serving also works in training
-        return _window_mask_cpu(h, w, hp, wp, ws, shift).clone().to(device=device, dtype=dtype)
+        return _build_window_mask(h, w, hp, wp, ws, shift).to(device=device, dtype=dtype)
 
 
 def masked_window_attention(block: SwinTransformerBlock, x: torch.Tensor, extra_pad: int = 0) -> torch.Tensor:
