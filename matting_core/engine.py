@@ -196,9 +196,8 @@ class MattingEngine:
         image = self.to_tensor(frame, channels)
         clock = _Clock(sync=self.device.type == "cuda")
         out = self.run(image, clock)
-        alpha = out.alpha[0, 0].float().cpu().numpy()
         result = MatteResult(
-            alpha=alpha,
+            alpha=out.alpha[0, 0].float().cpu().numpy(),
             coarse_alpha=torch.sigmoid(out.coarse_alpha_logits[0, 0].float()).cpu().numpy(),
             trimap=out.trimap_logits[0].argmax(0).to(torch.uint8).cpu().numpy(),
             regions=out.regions.coords.cpu().numpy().astype(np.int32),
@@ -208,8 +207,11 @@ class MattingEngine:
         return result
 
     def matte(self, frame: np.ndarray, channels: str = "rgb") -> np.ndarray:
-        """Alpha (H, W) float32 in [0, 1] for an (H, W, 3) frame of any size."""
-        return self.matte_detailed(frame, channels).alpha
+        """Alpha (H, W) float32 in [0, 1] for an (H, W, 3) frame of any size.
+
+        No per-stage clock here: on a GPU its synchronisations would slow every frame down.
+        """
+        return self.run(self.to_tensor(frame, channels)).alpha[0, 0].float().cpu().numpy()
 
 
 __all__ = ["CheckpointError", "EngineOptions", "MatteResult", "MattingEngine", "as_rgb_frame", "resolve_device"]
