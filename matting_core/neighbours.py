@@ -29,20 +29,26 @@ def _empty(n: int, k: int, device: torch.device) -> Neighbours:
     return Neighbours(own, torch.zeros(n, k, dtype=torch.bool, device=device))
 
 
-def knn_pairwise(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
+def knn_pairwise(coords: torch.Tensor, batch: torch.Tensor, k: int, *, images: int | None = None) -> Neighbours:
     """Dense pairwise search on tensors, one distance matrix per image. ``coords`` (N, 2), ``batch`` (N,).
 
     Regions must be grouped by image (as the selectors return them). Each image's regions are laid into a
     padded (B, M, 2) block, so memory is O(B * M^2) rather than O(N^2) for the whole batch. With a fixed
-    region budget every image has the same count and the layout needs no host sync.
+    region budget every image has the same count; passing the number of ``images`` then says so up front,
+    and the search makes no host sync at all (CUDA-graph safe).
     Equally distant neighbours are ranked by index: the sort key is the exact integer
     ``squared distance * M + slot``, so every device and the KD-tree pick the same cells.
     """
     n = coords.shape[0]
     if n == 0:
         return _empty(0, k, coords.device)
-    bsz = int(batch[-1].item()) + 1
-    if n % bsz == 0 and bool((batch.view(bsz, -1) == torch.arange(bsz, device=batch.device)[:, None]).all()):
+    if images is not None and n % images:
+        raise ValueError(f"{n} regions do not split evenly over {images} images")
+    bsz = images if images is not None else int(batch[-1].item()) + 1
+    equal_counts = images is not None or (
+        n % bsz == 0 and bool((batch.view(bsz, -1) == torch.arange(bsz, device=batch.device)[:, None]).all())
+    )
+    if equal_counts:
         m = n // bsz
         slot = torch.arange(n, device=coords.device) % m
     else:

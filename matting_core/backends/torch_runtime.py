@@ -28,7 +28,7 @@ import torch
 
 from matting_core.gpu_composite import composite_torch
 from matting_core.model import NO_CLOCK, PortraitMattingModel
-from matting_core.neighbours import Neighbours
+from matting_core.neighbours import Neighbours, knn_pairwise
 from matting_core.regions import select_top_k
 
 log = logging.getLogger(__name__)
@@ -79,31 +79,13 @@ def enable_fused_attention(model: torch.nn.Module, enabled: bool = True) -> int:
 
 
 def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours:
-    """k nearest regions when every image has the same number of regions (a fixed budget), with no host sync.
-
-    ``coords`` (N, 2) cells grouped by image, N = batch_size * m. Same contract as
-    ``matting_core.neighbours.find_neighbours`` (self excluded; when m <= k the missing slots point at the
-    region itself and are flagged invalid). Equally distant candidates are ranked by their index (row-major
-    cell order), so the result is deterministic on every device: the sort key is the exact integer
-    ``squared distance * m + index``.
+    """k nearest regions when every image has the same number of regions (a fixed budget), with no host sync:
+    :func:`matting_core.neighbours.knn_pairwise` told the image count up front (same tie-break as every search).
+    ``coords`` (N, 2) cells grouped by image, N = batch_size * m.
     """
-    n = coords.shape[0]
-    m = n // batch_size
-    if m * batch_size != n:
-        raise ValueError(f"{n} regions do not split evenly over {batch_size} images")
-    own = torch.arange(n, device=coords.device)[:, None].expand(n, k).clone()
-    valid = torch.zeros(n, k, dtype=torch.bool, device=coords.device)
-    kk = min(k, m - 1)
-    if kk <= 0:
-        return Neighbours(own, valid)
-    c = coords.long().view(batch_size, m, 2)
-    key = (c[:, :, None, :] - c[:, None, :, :]).square().sum(-1) * m + torch.arange(m, device=coords.device)
-    key.diagonal(dim1=1, dim2=2).fill_(torch.iinfo(torch.int64).max)  # never your own neighbour
-    j = torch.topk(key, kk, dim=2, largest=False).indices  # (B, m, kk)
-    j = j + (torch.arange(batch_size, device=coords.device) * m)[:, None, None]
-    own[:, :kk] = j.reshape(n, kk)
-    valid[:, :kk] = True
-    return Neighbours(own, valid)
+    m = coords.shape[0] // batch_size
+    batch = torch.arange(batch_size, device=coords.device).repeat_interleave(m)
+    return knn_pairwise(coords, batch, k, images=batch_size)
 
 
 def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int, use_cra: bool,
