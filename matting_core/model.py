@@ -165,8 +165,11 @@ class PortraitMattingModel(nn.Module):
             trimap = coarse.trimap_logits.detach()
             regions = select_uncertain(trimap) if region_budget is None else select_top_k(trimap, region_budget)
 
+        # A fixed budget gives every image the same region count: the pairwise search is then sync-free.
+        images = image.shape[0] if region_budget is not None else None
+
         def search(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
-            return find_neighbours(coords, batch, k, knn)
+            return find_neighbours(coords, batch, k, knn, images=images)
 
         alpha, refined = self.refine_stage(padded, up, regions, use_cra, search, clock or NO_CLOCK)
         return MattingOutput(

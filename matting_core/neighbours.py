@@ -84,12 +84,18 @@ def knn_kdtree(coords: torch.Tensor, batch: torch.Tensor, k: int) -> Neighbours:
     return Neighbours(torch.from_numpy(index).to(coords.device), torch.from_numpy(valid).to(coords.device))
 
 
-def find_neighbours(coords: torch.Tensor, batch: torch.Tensor, k: int, method: str = "auto") -> Neighbours:
-    """``method``: "pairwise", "kdtree", or "auto" (KD-tree on CPU outside autograd, pairwise otherwise)."""
+def find_neighbours(
+    coords: torch.Tensor, batch: torch.Tensor, k: int, method: str = "auto", *, images: int | None = None
+) -> Neighbours:
+    """``method``: "pairwise", "kdtree", or "auto" (KD-tree on CPU outside autograd, pairwise otherwise).
+
+    ``images``: the batch has that many images with equally many regions each (a fixed region budget); the
+    pairwise search then needs no host sync.
+    """
     if method == "auto":
         method = "kdtree" if coords.device.type == "cpu" and not torch.is_grad_enabled() else "pairwise"
     if method == "kdtree":
         return knn_kdtree(coords, batch, k)
     if method == "pairwise":
-        return knn_pairwise(coords, batch, k)
+        return knn_pairwise(coords, batch, k, images=images)
     raise ValueError(f"unknown KNN method {method!r}; use 'auto', 'kdtree' or 'pairwise'")

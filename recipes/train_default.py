@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--save-every", type=float, default=120.0, help="seconds")
     ap.add_argument("--log", type=Path, default=None, help="JSON-lines log path (default: beside --out)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N people (dry runs)")
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast on the CPU")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
     start = time.time()
@@ -83,8 +84,12 @@ def main() -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("a")  # noqa: SIM115 (closed in the finally block below)
     step, last_save, seen = args.step, time.time(), 0
+    batch = None
     t0 = time.time()
-    amp = dev.type == "cuda"
+    cuda = dev.type == "cuda"
+    # bf16 autocast on the CPU too: measured 1.8x faster forward+backward than fp32 at 512 px, batch 8, on a
+    # 2-core AVX512-BF16 machine (0.88 s vs 1.63 s); --fp32 for CPUs without bf16 units.
+    amp = cuda or not args.fp32
 
     def save(tag: str) -> None:
         extra = {"step": step, "samples_this_run": seen, "size": args.size, "minutes": (time.time() - start) / 60}
@@ -108,10 +113,10 @@ def main() -> None:
         from torch.profiler import ProfilerActivity, profile
 
         def sync() -> None:
-            if amp:
+            if cuda:
                 torch.cuda.synchronize()
 
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if amp else [])
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         sync()
         t_data = t_step = 0.0
         with profile(activities=activities) as prof:
@@ -127,11 +132,11 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)  # profiling steps do not update the weights
         print(f"profile: data {1000 * t_data / n:.1f} ms/batch, forward+loss+backward {1000 * t_step / n:.1f} ms/step",
               flush=True)
-        sort = "cuda_time_total" if amp else "cpu_time_total"
+        sort = "cuda_time_total" if cuda else "cpu_time_total"
         print(prof.key_averages().table(sort_by=sort, row_limit=20), flush=True)
 
     try:
-        if args.profile and (amp or args.limit):  # on the CPU only in dry runs
+        if args.profile and (cuda or args.limit):  # on the CPU only in dry runs
             for _ in range(3):  # warm-up (cuDNN autotuning, allocator) before measuring; no weight update
                 forward_backward(stream.next_batch())
             timed_steps(args.profile)
@@ -157,9 +162,10 @@ def main() -> None:
                 last_save = time.time()
     finally:
         save("final")
-        import cv2
+        if batch is not None:  # None when the budget ran out during setup
+            import cv2
 
-        cv2.imwrite(str(args.out.with_suffix(".batch.jpg")), preview_grid(batch, 6)[:, :, ::-1])
+            cv2.imwrite(str(args.out.with_suffix(".batch.jpg")), preview_grid(batch, 6)[:, :, ::-1])
         log.close()
 
 

@@ -126,3 +126,15 @@ def test_scaled_coarse_pass_still_refines_at_full_resolution(tiny_model):
         outside[..., y * 8 : y * 8 + 8, xx * 8 : xx * 8 + 8] = False
     assert torch.equal(half.alpha[outside], half.upsampled_alpha[outside])
     assert not torch.allclose(half.coarse_alpha_logits, full.coarse_alpha_logits)
+
+
+def test_budgeted_training_search_picks_the_kdtree_neighbours(tiny_model):
+    """With a fixed budget the model tells the pairwise search the image count (its sync-free path); the
+    result must still be the KD-tree's, image by image, or training would see other neighbours than inference."""
+    torch.manual_seed(3)
+    x = torch.rand(3, 3, 224, 256)
+    with torch.no_grad():
+        pairwise = tiny_model(x, use_cra=True, region_budget=25, knn="pairwise")
+        kdtree = tiny_model(x, use_cra=True, region_budget=25, knn="kdtree")
+    assert len(pairwise.regions) == 3 * 25
+    torch.testing.assert_close(pairwise.alpha, kdtree.alpha, atol=1e-6, rtol=0)
