@@ -69,6 +69,13 @@ def pad_frame(image: torch.Tensor, multiple: int, min_side: int = MIN_SIDE) -> t
     return image, h, w
 
 
+def scaled_cells(height: int, width: int, scale: float, region_size: int) -> tuple[int, int]:
+    """Rows and columns of the scaled coarse pass's 1/``region_size`` logits that cover the ``height`` x
+    ``width`` padded frame (the scaled frame's own padding excluded). Shared with the ONNX export, whose
+    coarse graph must crop exactly these cells."""
+    return max(1, round(round(height * scale) / region_size)), max(1, round(round(width * scale) / region_size))
+
+
 class PortraitMattingModel(nn.Module):
     """Coarse Swin-T network + refinement of the uncertain 8x8 regions, end to end."""
 
@@ -91,11 +98,10 @@ class PortraitMattingModel(nn.Module):
         r = self.cfg.region_size
         # Logits of the scaled frame's cells, on the full frame's cell grid (the scaled frame's own padding
         # is cut off first, so cell centres line up).
-        sh, sw = round(hp * scale) / r, round(wp * scale) / r
+        rows, cols = scaled_cells(hp, wp, scale, r)
 
         def regrid(t: torch.Tensor) -> torch.Tensor:
-            t = t[..., : max(1, round(sh)), : max(1, round(sw))]
-            return F.interpolate(t, size=(hp // r, wp // r), mode="bilinear", align_corners=False)
+            return F.interpolate(t[..., :rows, :cols], size=(hp // r, wp // r), mode="bilinear", align_corners=False)
 
         return CoarseOutput(regrid(out.alpha_logits), regrid(out.trimap_logits), [], [])
 

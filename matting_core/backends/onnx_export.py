@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from matting_core.backends.onnx_manifest import COARSE_FILE, FORMAT, REFINE_FILES, ExportManifest
-from matting_core.model import PortraitMattingModel, pad_frame
+from matting_core.model import PortraitMattingModel, pad_frame, scaled_cells
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ def coarse_geometry(model: PortraitMattingModel, width: int, height: int, scale:
     if scale >= 1.0:
         return CoarseGeometry(1.0, (hp, wp), (hp, wp), (hp // model.cfg.region_size, wp // model.cfg.region_size))
     small = F.interpolate(torch.empty(1, 1, hp, wp), scale_factor=scale, mode="nearest").shape[-2:]
-    r = model.cfg.region_size
-    cells = (max(1, round(round(hp * scale) / r)), max(1, round(round(wp * scale) / r)))
+    cells = scaled_cells(hp, wp, scale, model.cfg.region_size)
     return CoarseGeometry(float(scale), (hp, wp), (int(small[0]), int(small[1])), cells)
 
 
