@@ -8,6 +8,8 @@ people source, chosen by hash; room scenes that were not packed):
   onto unseen room scenes at 1280x720 (`--frame`), so the ground truth is exact and the teacher *is* scored.
 Modes: the model with CRA, without CRA (same weights), coarse only (the bilinearly upsampled coarse alpha),
 and the teacher. Metrics: SAD, SAD-T (30x30 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
+The issue's own eyeball check comes out too: ``named_photos.jpg``, scikit-image's astronaut and matplotlib's
+Grace Hopper (image | alpha | composite), when those two packages are installed (``.[dev,train]``).
 
     python recipes/evaluate_default.py --shared ../shared --pack .carry/pack --out docs/model_eval
 """
@@ -66,7 +68,7 @@ def _touches_side_or_top(alpha: np.ndarray) -> bool:
 
 def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tuple[int, int] = FRAME):
     data = shared / "data"
-    held = (pack / "validation.txt").read_text().split()
+    held = (pack / "validation.txt").read_text().splitlines()  # one per line: names contain spaces
     index = json.loads((pack / "index.json").read_text())
     if "packed_scenes" not in index:
         raise SystemExit(f"{pack}: made by an older pack_data.py (no list of packed scenes); re-run it")
@@ -127,6 +129,44 @@ def picture(rows, bg: np.ndarray, path: Path, height: int = 220) -> None:
     cv2.imwrite(str(path), grid[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
+def named_photos() -> list[tuple[str, np.ndarray]]:
+    """The two well-known portraits anyone can check the model on (no ground truth: a picture, not a score)."""
+    out = []
+    try:
+        from skimage import data
+
+        out.append(("astronaut", data.astronaut()))
+    except ImportError:
+        print("scikit-image not installed: no astronaut picture")
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            buf = np.frombuffer(f.read(), np.uint8)
+        out.append(("grace_hopper", cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()))
+    except ImportError:
+        print("matplotlib not installed: no Grace Hopper picture")
+    return out
+
+
+def named_picture(engine: MattingEngine, bg: np.ndarray, path: Path, height: int = 300) -> None:
+    """image | alpha | composite on ``bg`` for :func:`named_photos`, with the engine's defaults (CRA on)."""
+    rows = []
+    for _name, rgb in named_photos():
+        engine.use_cra = True
+        a = engine.matte(rgb)
+        h, w = a.shape
+        b = cv2.resize(bg, (w, h)).astype(np.float32)
+        comp = (rgb * a[..., None] + b * (1 - a[..., None])).astype(np.uint8)
+        gray = np.repeat((a * 255).astype(np.uint8)[..., None], 3, 2)
+        row = np.concatenate([rgb, gray, comp], 1)
+        rows.append(cv2.resize(row, (round(row.shape[1] * height / h), height)))
+    if rows:
+        width = max(r.shape[1] for r in rows)
+        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
+        cv2.imwrite(str(path), grid[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
@@ -153,6 +193,7 @@ def main() -> None:
             continue
         results[name] = score(engine, teacher, items, name, pics[name])
         picture(pics[name], bg, args.out / f"{name}.jpg")
+    named_picture(engine, bg, args.out / "named_photos.jpg")
     results["counts"] = {"photos": len(photos), "composites": len(comps)}
     results["setup"] = {"frame": args.frame, "coarse_scale": args.coarse_scale or "auto"}
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
