@@ -1,0 +1,51 @@
+"""The model card's held-out sets (recipes/evaluate_default.py) are built from the pack's validation list."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "evaluate_default.py"
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("evaluate_default", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _person(path: Path, alpha_path: Path) -> None:
+    rgb = np.full((64, 48, 3), 120, np.uint8)
+    alpha = np.zeros((64, 48), np.uint8)
+    alpha[20:, 12:36] = 255  # a figure cut by the bottom edge only: pasteable
+    path.parent.mkdir(parents=True, exist_ok=True)
+    alpha_path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), rgb)
+    cv2.imwrite(str(alpha_path), alpha)
+
+
+def test_held_out_names_with_spaces_are_evaluated(tmp_path):
+    """Many held-out names contain spaces ("humanfaces_kaggle_1 (102).jpg"); splitting the list on whitespace
+    silently dropped them from the model card's photo set."""
+    shared, pack = tmp_path / "shared", tmp_path / "pack"
+    names = ["people-rvm/image/plain.jpg", "people2-rvm/faces/image/face (102).jpg"]
+    for rel in names:
+        _person(shared / "data" / rel, shared / "data" / rel.replace("/image/", "/alpha/").replace(".jpg", ".png"))
+    (shared / "data" / "scenes").mkdir(parents=True)
+    for name in ("seen.jpg", "unseen.jpg"):
+        cv2.imwrite(str(shared / "data" / "scenes" / name), np.full((32, 32, 3), 40, np.uint8))
+    pack.mkdir()
+    (pack / "validation.txt").write_text("\n".join(names) + "\n")
+    (pack / "index.json").write_text(json.dumps({"packed_scenes": ["seen.jpg"]}))
+
+    photos, comps = _recipe().build_sets(shared, pack, n_photos=10, n_comp=10, frame=(72, 128))
+    assert sorted(rel for rel, _, _ in photos) == sorted(names)
+    assert len(comps) == 2
+    for _rel, img, gt in comps:
+        assert img.shape == (72, 128, 3) and gt.shape == (72, 128)
+        assert gt.max() > 0.9 and gt[0].max() == 0.0  # pasted bottom-anchored: the top row is background
