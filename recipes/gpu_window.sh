@@ -2,7 +2,8 @@
 # One lent-GPU window: CUDA correctness checks + CUDA benchmark (scripts/gpu_check.py), then the default
 # model's training run (recipes/train_default.py) until the window's end. Results go to $OUT:
 #   gpu_check.json, run.log, default.safetensors.part-* (join with `cat`), default.batch.jpg
-# Env: TRAIN_MIN (minutes of training), INIT + STEP (continue from a checkpoint), SKIP_CHECK=1.
+# Env: TRAIN_MIN (minutes of training), INIT (continue from a checkpoint; STEP overrides the step it was
+# saved at), SKIP_CHECK=1.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/ckpt
@@ -19,7 +20,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
     echo "gpu_check exit $?"
   fi
   init_args=()
-  if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" --step "${STEP:-0}"); fi
+  if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
     --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}"
   echo "train exit $?"

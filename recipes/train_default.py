@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from matting_core.checkpoint import load_checkpoint, save_checkpoint
+from matting_core.checkpoint import load_checkpoint, read_extra, save_checkpoint
 from matting_core.config import ModelConfig
 from matting_core.data.packed import PackedCompositeStream, preview_grid
 from matting_core.losses import LossWeights, matting_loss
@@ -43,7 +43,8 @@ def main() -> None:
     ap.add_argument("--pack", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--init", type=Path, default=None, help="continue from this checkpoint")
-    ap.add_argument("--step", type=int, default=0, help="schedule step to start at (with --init)")
+    ap.add_argument("--step", type=int, default=None,
+                    help="schedule step to start at (default: the step --init was saved at, else 0)")
     ap.add_argument("--minutes", type=float, default=7.0)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--batch", type=int, default=64)
@@ -67,10 +68,14 @@ def main() -> None:
 
     if args.init is not None:
         model, cfg = load_checkpoint(args.init)
+        if args.step is None:  # the checkpoint knows where its schedule stopped: no hand-kept step numbers
+            args.step = int(read_extra(args.init).get("step", 0))
+            print(f"continuing from step {args.step} ({args.init})", flush=True)
     else:
         torch.manual_seed(0)
         cfg = ModelConfig()
         model = PortraitMattingModel(cfg)
+    args.step = args.step or 0
     model = model.to(dev).train()
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "table" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "table" not in n)]
