@@ -7,8 +7,9 @@ Why each piece:
 - fused attention: timm ships Swin's ``scaled_dot_product_attention`` path but keeps it off by default
   ("experimental"); it is switched on here per module. CRA already uses SDPA.
 - a fixed region budget makes every shape static (top-K cells, the same count in every image), so the
-  neighbour search is one batched distance + top-k with no host sync (:func:`knn_fixed_count`), and one
-  CUDA graph can replay the whole frame -> alpha pass with one launch (:func:`static_forward`).
+  neighbour search is one batched distance + top-k with no host sync (the model's budgeted forward tells
+  ``knn_pairwise`` the image count), and one CUDA graph can replay the whole frame -> alpha pass with one
+  launch (:func:`static_forward`).
 - pinned host buffers make uploads/downloads asynchronous DMA instead of staged pageable copies.
 - Swin's window masks come from ``swin_masked``'s per-device cache, so no block copies a mask from the host
   (which would also be illegal inside CUDA graph capture).
@@ -19,7 +20,6 @@ On the CPU (or with ``cuda_graph=False``) the same class runs eagerly, which kee
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from matting_core.gpu_composite import composite_torch
-from matting_core.model import NO_CLOCK, PortraitMattingModel
+from matting_core.model import PortraitMattingModel
 from matting_core.neighbours import Neighbours, knn_pairwise
-from matting_core.regions import select_top_k
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +88,15 @@ def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours
 
 
 def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int, use_cra: bool,
-                   clock: Any = None, knn: Callable[..., Neighbours] | None = None) -> tuple[torch.Tensor, int]:
-    """``PortraitMattingModel.forward`` for a fixed region budget, free of host syncs (CUDA-graph safe).
+                   clock: Any = None, knn: str = "pairwise") -> tuple[torch.Tensor, int]:
+    """The model's forward with a fixed region budget, free of host syncs (CUDA-graph safe).
 
-    The model's own two stages (``coarse_stage``, ``refine_stage``) with top-K regions and the batched
-    fixed-count KNN (same neighbours as the general searches, without their host syncs); returns the alpha
-    (B, 1, H, W) and the region count. ``knn(coords, batch, k)`` replaces the neighbour search.
+    With a budget the model tells the pairwise search the image count, so top-K selection, KNN and
+    refinement make no host sync; returns the alpha (B, 1, H, W) and the region count. ``knn`` as in the
+    model's forward ("kdtree" gives the same neighbours with a sync: for tests).
     """
-    h, w = image.shape[-2:]
-    padded, coarse, up = model.coarse_stage(image)
-    regions = select_top_k(coarse.trimap_logits, budget)
-    if knn is None:
-        def knn(coords: torch.Tensor, _batch: torch.Tensor, k: int) -> Neighbours:
-            return knn_fixed_count(coords, image.shape[0], k)
-    alpha, _ = model.refine_stage(padded, up, regions, use_cra, knn, clock if clock is not None else NO_CLOCK)
-    return alpha[..., :h, :w], len(regions)
+    out = model(image, use_cra=use_cra, region_budget=budget, knn=knn, clock=clock)
+    return out.alpha, len(out.regions)
 
 
 class TorchRuntime:

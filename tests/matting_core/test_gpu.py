@@ -123,14 +123,13 @@ def cra_model() -> PortraitMattingModel:
 
 @pytest.mark.parametrize("use_cra", [True, False])
 def test_static_forward_is_the_models_forward_with_a_budget(cra_model, use_cra):
-    """The CUDA-graph path re-composes the forward pass; with the model's own KNN it gives the model's result."""
+    """The CUDA-graph path runs the model's budgeted forward; with the KD-tree it gives the model's result."""
     from matting_core.backends.torch_runtime import static_forward
-    from matting_core.neighbours import knn_kdtree
 
     x = torch.rand(2, 3, 232, 248, generator=torch.Generator().manual_seed(7))
     with torch.inference_mode():
         want = cra_model(x, use_cra=use_cra, region_budget=50, knn="kdtree").alpha
-        got, n = static_forward(cra_model, x, 50, use_cra, knn=knn_kdtree)
+        got, n = static_forward(cra_model, x, 50, use_cra, knn="kdtree")
         fast, _ = static_forward(cra_model, x, 50, use_cra)
     assert n == 100
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
