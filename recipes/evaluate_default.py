@@ -115,15 +115,18 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
 
 
 def picture(rows, bg: np.ndarray, path: Path, height: int = 220) -> None:
-    """image | predicted alpha | composite on a new background | ground truth, one row per example."""
+    """image | predicted alpha | composite on a new background [| ground truth], one row per example
+    (``gt`` None: no ground-truth column)."""
     out = []
     for rgb, a, gt in rows:
         h, w = a.shape
         b = cv2.resize(bg, (w, h)).astype(np.float32)
         comp = (rgb * a[..., None] + b * (1 - a[..., None])).astype(np.uint8)
         g = lambda m: np.repeat((m * 255).astype(np.uint8)[..., None], 3, 2)  # noqa: E731
-        row = np.concatenate([rgb, g(a), comp, g(gt)], 1)
+        row = np.concatenate([rgb, g(a), comp] + ([g(gt)] if gt is not None else []), 1)
         out.append(cv2.resize(row, (round(row.shape[1] * height / h), height)))
+    if not out:
+        return
     width = max(r.shape[1] for r in out)
     grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in out], 0)
     cv2.imwrite(str(path), grid[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -149,22 +152,10 @@ def named_photos() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def named_picture(engine: MattingEngine, bg: np.ndarray, path: Path, height: int = 300) -> None:
+def named_picture(engine: MattingEngine, bg: np.ndarray, path: Path) -> None:
     """image | alpha | composite on ``bg`` for :func:`named_photos`, with the engine's defaults (CRA on)."""
-    rows = []
-    for _name, rgb in named_photos():
-        engine.use_cra = True
-        a = engine.matte(rgb)
-        h, w = a.shape
-        b = cv2.resize(bg, (w, h)).astype(np.float32)
-        comp = (rgb * a[..., None] + b * (1 - a[..., None])).astype(np.uint8)
-        gray = np.repeat((a * 255).astype(np.uint8)[..., None], 3, 2)
-        row = np.concatenate([rgb, gray, comp], 1)
-        rows.append(cv2.resize(row, (round(row.shape[1] * height / h), height)))
-    if rows:
-        width = max(r.shape[1] for r in rows)
-        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
-        cv2.imwrite(str(path), grid[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    engine.use_cra = True
+    picture([(rgb, engine.matte(rgb), None) for _name, rgb in named_photos()], bg, path, height=300)
 
 
 def main() -> None:
