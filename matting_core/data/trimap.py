@@ -56,6 +56,14 @@ def trimap_from_alpha(alpha: np.ndarray | torch.Tensor, kernel: int = 7) -> np.n
     return (not_bg + fg_core).astype(np.uint8)
 
 
+def _square_max(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """k x k max filter (stride 1, same size) as a k x 1 then a 1 x k pass: 2k comparisons a pixel instead of
+    k^2 (the square pool was ~250 ms of a 2 s CPU batch of 16 at 512 px)."""
+    pad = kernel // 2
+    x = F.max_pool2d(x, (kernel, 1), stride=1, padding=(pad, 0))
+    return F.max_pool2d(x, (1, kernel), stride=1, padding=(0, pad))
+
+
 def trimap_from_alpha_torch(alpha: torch.Tensor, kernel: int = 7) -> torch.Tensor:
     """Batched GPU-friendly version: alpha (B, 1, H, W) float in [0, 1] -> (B, H, W) long classes 0/1/2.
 
@@ -64,13 +72,12 @@ def trimap_from_alpha_torch(alpha: torch.Tensor, kernel: int = 7) -> torch.Tenso
     _check_kernel(kernel)
     if alpha.ndim != 4 or alpha.shape[1] != 1:
         raise ValueError(f"trimap_from_alpha_torch expects (B, 1, H, W), got {tuple(alpha.shape)}")
-    pad = kernel // 2
     a = alpha.float()
     fg = (a >= FG_THRESHOLD).float()
     not_bg = (a > BG_THRESHOLD).float()
     # erode(x) = 1 - dilate(1 - x) with 0-padding of (1 - x) equals max-pool's -inf padding for binary maps
-    fg_core = 1.0 - F.max_pool2d(1.0 - fg, kernel, stride=1, padding=pad)
-    not_bg = F.max_pool2d(not_bg, kernel, stride=1, padding=pad)
+    fg_core = 1.0 - _square_max(1.0 - fg, kernel)
+    not_bg = _square_max(not_bg, kernel)
     return (not_bg + fg_core).squeeze(1).round().long()
 
 

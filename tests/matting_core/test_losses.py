@@ -11,6 +11,7 @@ from matting_core.data.batch import TrainBatch
 from matting_core.data.trimap import cell_alpha, cell_trimap
 from matting_core.losses import (
     LossWeights,
+    blur_decimate,
     gt_cell_patches,
     laplacian_loss,
     laplacian_pyramid,
@@ -212,3 +213,13 @@ def test_real_model_loss_is_finite_and_trains_both_stages():
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("coarse."))
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("refiner."))
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 37, 50), (1, 3, 8, 9), (1, 1, 2, 3)])
+def test_blur_decimate_equals_binomial_conv_then_every_second_pixel(shape):
+    """The sliced, separable blur is the 5x5 binomial convolution (replicate padding) it replaced, decimated."""
+    x = torch.rand(*shape, dtype=torch.float64)
+    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16
+    kernel = torch.outer(k1, k1).expand(shape[1], 1, 5, 5)
+    ref = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, groups=shape[1])[..., ::2, ::2]
+    torch.testing.assert_close(blur_decimate(x), ref)
