@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from matting_core.data.packed import write_blob
+
 #: (folder under data/, max images for training, long side px). Tight face crops are capped so they
 #: don't dominate (SOURCES.md); full-body street photos and the real photos with their own rooms are kept.
 PEOPLE_SOURCES = (
@@ -76,16 +78,6 @@ def _encode_jpeg(args: tuple[Path, int, int]) -> bytes | None:
     return jpg.tobytes() if ok else None
 
 
-def _write_blob(out: Path, name: str, items: list[bytes]) -> list[list[int]]:
-    offsets, pos = [], 0
-    with open(out / f"{name}.bin", "wb") as f:
-        for b in items:
-            f.write(b)
-            offsets.append([pos, len(b)])
-            pos += len(b)
-    return offsets
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
@@ -113,8 +105,8 @@ def main() -> None:
     skipped = [str(jobs[i][0]) for i, r in enumerate(people) if r is None]
     index = {
         "people": [dict(meta[i], boxes=people[i][2]) for i in keep],
-        "people_rgb": _write_blob(args.out, "people_rgb", [people[i][0] for i in keep]),
-        "people_alpha": _write_blob(args.out, "people_alpha", [people[i][1] for i in keep]),
+        "people_rgb": write_blob(args.out, "people_rgb", [people[i][0] for i in keep]),
+        "people_alpha": write_blob(args.out, "people_alpha", [people[i][1] for i in keep]),
         "skipped": skipped,
     }
     scenes = sorted((data / "scenes").glob("*.jpg"))
@@ -123,7 +115,7 @@ def main() -> None:
     walls = [walls[i] for i in sorted(rng.permutation(len(walls))[: args.wallpapers])]
     with ThreadPoolExecutor(4) as pool:
         bg = list(pool.map(_encode_jpeg, [(p, 256, 65) for p in scenes] + [(p, 384, 65) for p in walls]))
-    index["backgrounds"] = _write_blob(args.out, "backgrounds", [b for b in bg if b is not None])
+    index["backgrounds"] = write_blob(args.out, "backgrounds", [b for b in bg if b is not None])
     index["background_kind"] = ["scene"] * len(scenes) + ["wallpaper"] * len(walls)
     index["background_kind"] = [k for k, b in zip(index["background_kind"], bg) if b is not None]
     # Which scene files were packed, so evaluation can use only the ones training never saw.

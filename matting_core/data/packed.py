@@ -41,6 +41,20 @@ class PackedMix:
     blur: float = 0.3
 
 
+def write_blob(folder: Path, name: str, items: list[bytes]) -> list[list[int]]:
+    """Concatenate encoded files into ``folder/name.bin``; returns their ``[offset, length]`` index entries.
+
+    The writing half of the pack layout this module reads (``recipes/pack_data.py`` makes packs with it).
+    """
+    offsets, pos = [], 0
+    with open(folder / f"{name}.bin", "wb") as f:
+        for item in items:
+            f.write(item)
+            offsets.append([pos, len(item)])
+            pos += len(item)
+    return offsets
+
+
 def _decode(blob: bytes, flags: int) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(blob, np.uint8), flags)
     if img is None:

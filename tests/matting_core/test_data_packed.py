@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from matting_core.data.packed import PackedCompositeStream, PackedMix
-
-
-def _blob(out: Path, name: str, items: list[bytes]) -> list[list[int]]:
-    offsets, pos = [], 0
-    with open(out / f"{name}.bin", "wb") as f:
-        for b in items:
-            f.write(b)
-            offsets.append([pos, len(b)])
-            pos += len(b)
-    return offsets
+from matting_core.data.packed import PackedCompositeStream, PackedMix, write_blob
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +30,9 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bgs = [cv2.imencode(".jpg", np.full((64, 64, 3), v, np.uint8))[1].tobytes() for v in (40, 90, 140, 190, 240)]
     index = {
         "people": people,
-        "people_rgb": _blob(out, "people_rgb", rgb),
-        "people_alpha": _blob(out, "people_alpha", alpha),
-        "backgrounds": _blob(out, "backgrounds", bgs),
+        "people_rgb": write_blob(out, "people_rgb", rgb),
+        "people_alpha": write_blob(out, "people_alpha", alpha),
+        "backgrounds": write_blob(out, "backgrounds", bgs),
         "background_kind": ["scene"] * 3 + ["wallpaper"] * 2,
     }
     (out / "index.json").write_text(json.dumps(index))
