@@ -265,15 +265,28 @@ def refine_loss(out: _Output, alpha: torch.Tensor, size: tuple[int, int], cell: 
 
 
 # --------------------------------------------------------------------------------------------- total
-def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = None
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted total loss and the value of each (unweighted) term, for logging.
+class _Coarse(Protocol):
+    """The coarse fields a loss reads: ``CoarseOutput`` or ``MattingOutput`` (aux lists may be empty)."""
 
-    ``out`` is a ``MattingOutput`` from the model in train mode, ``batch`` its input batch. All terms are
-    computed in float32 (safe under autocast). The returned dict has one entry per term plus ``total``.
-    """
-    w = weights or LossWeights()
-    grid = tuple(out.coarse_alpha_logits.shape[-2:])
+    alpha_logits: torch.Tensor
+    trimap_logits: torch.Tensor
+    aux_alpha_logits: list[torch.Tensor]
+    aux_trimap_logits: list[torch.Tensor]
+
+
+def _coarse_terms(
+    alpha_logits: torch.Tensor,
+    trimap_logits: torch.Tensor,
+    aux_alpha: list[torch.Tensor],
+    aux_trimap: list[torch.Tensor],
+    upsampled_alpha: torch.Tensor,
+    batch: TrainBatch,
+    w: LossWeights,
+    band: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The terms that train only the coarse network: 1/8 BCE + focal trimap (+ deep supervision) and the
+    full-resolution edge signal of its upsampled alpha."""
+    grid = tuple(alpha_logits.shape[-2:])
     h, w_ = batch.image.shape[-2:]
     size = (grid[0] * CELL, grid[1] * CELL)  # the model's padded frame (multiple of 16, at least its min side)
     if size[0] < h or size[1] < w_:
@@ -289,23 +302,18 @@ def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = 
         return trimap_ce_loss(lg, tri_t, cls_w)
 
     terms: dict[str, torch.Tensor] = {}
-    terms["coarse_alpha"] = soft_bce_kl(out.coarse_alpha_logits.float(), alpha_t)
-    terms["trimap"] = tri_loss(out.trimap_logits)
-    zero = out.coarse_alpha_logits.new_zeros((), dtype=torch.float32)
-    aux_a = list(out.aux_alpha_logits or [])
-    aux_t = list(out.aux_trimap_logits or [])
-    terms["aux_alpha"] = sum((soft_bce_kl(_to_grid(lg, grid), alpha_t) for lg in aux_a), zero)
-    terms["aux_trimap"] = sum((tri_loss(lg) for lg in aux_t), zero)
+    terms["coarse_alpha"] = soft_bce_kl(alpha_logits.float(), alpha_t)
+    terms["trimap"] = tri_loss(trimap_logits)
+    zero = alpha_logits.new_zeros((), dtype=torch.float32)
+    terms["aux_alpha"] = sum((soft_bce_kl(_to_grid(lg, grid), alpha_t) for lg in aux_alpha), zero)
+    terms["aux_trimap"] = sum((tri_loss(lg) for lg in aux_trimap), zero)
+    terms["coarse_fullres"] = (weighted_l1(upsampled_alpha, batch.alpha, band)
+                               + laplacian_loss(upsampled_alpha, batch.alpha, band, w.laplacian_levels))
+    return terms
 
-    band = unknown_band_weights(batch.trimap, w.band_power)
-    terms["alpha_l1"] = weighted_l1(out.alpha, batch.alpha, band)
-    terms["laplacian"] = laplacian_loss(out.alpha, batch.alpha, band, w.laplacian_levels)
-    terms["coarse_fullres"] = (weighted_l1(out.upsampled_alpha, batch.alpha, band)
-                               + laplacian_loss(out.upsampled_alpha, batch.alpha, band, w.laplacian_levels))
-    terms["composition"] = composition_loss(out.alpha, batch.fg, batch.bg, batch.image, band)
-    terms["refine"] = refine_loss(out, batch.alpha, size, CELL)
 
-    total = zero
+def _weighted_total(terms: dict[str, torch.Tensor], w: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+    total = next(iter(terms.values())).new_zeros((), dtype=torch.float32)
     for name, value in terms.items():
         weight = getattr(w, name)
         if weight:
@@ -313,3 +321,34 @@ def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = 
     names = [*terms.keys(), "total"]
     values = torch.stack([*(t.detach().float() for t in terms.values()), total.detach()]).tolist()
     return total, dict(zip(names, values))
+
+
+def coarse_loss(coarse: _Coarse, upsampled_alpha: torch.Tensor, batch: TrainBatch, weights: LossWeights | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted loss of the coarse network alone (``PortraitMattingModel.coarse_stage``'s outputs, cropped to
+    the batch), for training the low-resolution network without running the refiner: the paper's
+    future-work split, and ~3x cheaper a step on a CPU. Same terms and weights as in ``matting_loss``."""
+    w = weights or LossWeights()
+    terms = _coarse_terms(coarse.alpha_logits, coarse.trimap_logits, list(coarse.aux_alpha_logits or []),
+                          list(coarse.aux_trimap_logits or []), upsampled_alpha, batch, w,
+                          unknown_band_weights(batch.trimap, w.band_power))
+    return _weighted_total(terms, w)
+
+
+def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = None
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted total loss and the value of each (unweighted) term, for logging.
+
+    ``out`` is a ``MattingOutput`` from the model in train mode, ``batch`` its input batch. All terms are
+    computed in float32 (safe under autocast). The returned dict has one entry per term plus ``total``.
+    """
+    w = weights or LossWeights()
+    band = unknown_band_weights(batch.trimap, w.band_power)
+    terms = _coarse_terms(out.coarse_alpha_logits, out.trimap_logits, list(out.aux_alpha_logits or []),
+                          list(out.aux_trimap_logits or []), out.upsampled_alpha, batch, w, band)
+    size = (out.coarse_alpha_logits.shape[-2] * CELL, out.coarse_alpha_logits.shape[-1] * CELL)
+    terms["alpha_l1"] = weighted_l1(out.alpha, batch.alpha, band)
+    terms["laplacian"] = laplacian_loss(out.alpha, batch.alpha, band, w.laplacian_levels)
+    terms["composition"] = composition_loss(out.alpha, batch.fg, batch.bg, batch.image, band)
+    terms["refine"] = refine_loss(out, batch.alpha, size, CELL)
+    return _weighted_total(terms, w)

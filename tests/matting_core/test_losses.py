@@ -12,6 +12,7 @@ from matting_core.data.trimap import cell_alpha, cell_trimap
 from matting_core.losses import (
     LossWeights,
     blur_decimate,
+    coarse_loss,
     gt_cell_patches,
     laplacian_loss,
     laplacian_pyramid,
@@ -213,6 +214,51 @@ def test_real_model_loss_is_finite_and_trains_both_stages():
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("coarse."))
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("refiner."))
+
+
+def test_coarse_loss_is_the_coarse_part_of_the_full_loss_and_trains_only_the_coarse_net():
+    from matting_core.config import ModelConfig
+    from matting_core.data.trimap import trimap_from_alpha_torch
+    from matting_core.model import PortraitMattingModel
+
+    torch.manual_seed(0)
+    model = PortraitMattingModel(ModelConfig(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4))).train()
+    image = torch.rand(2, 3, 72, 88)
+    alpha = torch.rand(2, 1, 72, 88)
+    batch = TrainBatch(image, alpha, image, image, trimap_from_alpha_torch(alpha))
+    torch.manual_seed(1)  # same drop-path draws in both passes
+    _, coarse, up = model.coarse_stage(image)
+    total, parts = coarse_loss(coarse, up[..., :72, :88], batch)
+    torch.manual_seed(1)
+    _, full = matting_loss(model(image), batch)
+    w = LossWeights()
+    names = ("coarse_alpha", "trimap", "aux_alpha", "aux_trimap", "coarse_fullres")
+    assert set(parts) == {*names, "total"}
+    for name in names:
+        assert parts[name] == pytest.approx(full[name], rel=1e-5), name
+    assert parts["total"] == pytest.approx(sum(getattr(w, n) * parts[n] for n in names), rel=1e-5)
+    total.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("coarse."))
+    assert all(g is None for n, g in grads.items() if n.startswith("refiner."))
+
+
+def test_coarse_loss_of_a_perfect_coarse_prediction_is_near_zero():
+    batch = _batch()
+    out = _perfect(batch, with_aux=False)
+
+    @dataclass
+    class Coarse:
+        alpha_logits: torch.Tensor
+        trimap_logits: torch.Tensor
+        aux_alpha_logits: list
+        aux_trimap_logits: list
+
+    c = Coarse(out.coarse_alpha_logits, out.trimap_logits, out.aux_alpha_logits, out.aux_trimap_logits)
+    total, _ = coarse_loss(c, out.upsampled_alpha, batch, LossWeights(trimap_loss="ce"))
+    assert total.item() < 1e-3
+    c.alpha_logits = -c.alpha_logits  # a wrong coarse alpha must cost
+    assert coarse_loss(c, out.upsampled_alpha, batch, LossWeights(trimap_loss="ce"))[0].item() > 1.0
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 37, 50), (1, 3, 8, 9), (1, 1, 2, 3)])
