@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=None,
                     help="schedule step to start at (default: the step --init was saved at, else 0)")
     ap.add_argument("--minutes", type=float, default=7.0)
+    ap.add_argument("--max-steps", type=int, default=None, help="also stop after this many steps (dry runs)")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -169,7 +170,7 @@ def main() -> None:
             for _ in range(3):  # warm-up (cuDNN autotuning, allocator) before measuring; no weight update
                 forward_backward(stream.next_batch())
             timed_steps(args.profile)
-        while time.time() < deadline:
+        while time.time() < deadline and (args.max_steps is None or step - args.step < args.max_steps):
             batch = stream.next_batch()
             progress = (time.time() - t0) / max(1.0, deadline - t0)
             for g in opt.param_groups:
