@@ -277,8 +277,8 @@ class _Coarse(Protocol):
 def _coarse_terms(
     alpha_logits: torch.Tensor,
     trimap_logits: torch.Tensor,
-    aux_alpha: list[torch.Tensor],
-    aux_trimap: list[torch.Tensor],
+    aux_alpha: list[torch.Tensor] | None,
+    aux_trimap: list[torch.Tensor] | None,
     upsampled_alpha: torch.Tensor,
     batch: TrainBatch,
     w: LossWeights,
@@ -305,8 +305,8 @@ def _coarse_terms(
     terms["coarse_alpha"] = soft_bce_kl(alpha_logits.float(), alpha_t)
     terms["trimap"] = tri_loss(trimap_logits)
     zero = alpha_logits.new_zeros((), dtype=torch.float32)
-    terms["aux_alpha"] = sum((soft_bce_kl(_to_grid(lg, grid), alpha_t) for lg in aux_alpha), zero)
-    terms["aux_trimap"] = sum((tri_loss(lg) for lg in aux_trimap), zero)
+    terms["aux_alpha"] = sum((soft_bce_kl(_to_grid(lg, grid), alpha_t) for lg in aux_alpha or []), zero)
+    terms["aux_trimap"] = sum((tri_loss(lg) for lg in aux_trimap or []), zero)
     terms["coarse_fullres"] = (weighted_l1(upsampled_alpha, batch.alpha, band)
                                + laplacian_loss(upsampled_alpha, batch.alpha, band, w.laplacian_levels))
     return terms
@@ -329,8 +329,8 @@ def coarse_loss(coarse: _Coarse, upsampled_alpha: torch.Tensor, batch: TrainBatc
     the batch), for training the low-resolution network without running the refiner: the paper's
     future-work split, and ~3x cheaper a step on a CPU. Same terms and weights as in ``matting_loss``."""
     w = weights or LossWeights()
-    terms = _coarse_terms(coarse.alpha_logits, coarse.trimap_logits, list(coarse.aux_alpha_logits or []),
-                          list(coarse.aux_trimap_logits or []), upsampled_alpha, batch, w,
+    terms = _coarse_terms(coarse.alpha_logits, coarse.trimap_logits, coarse.aux_alpha_logits,
+                          coarse.aux_trimap_logits, upsampled_alpha, batch, w,
                           unknown_band_weights(batch.trimap, w.band_power))
     return _weighted_total(terms, w)
 
@@ -344,8 +344,8 @@ def matting_loss(out: _Output, batch: TrainBatch, weights: LossWeights | None = 
     """
     w = weights or LossWeights()
     band = unknown_band_weights(batch.trimap, w.band_power)
-    terms = _coarse_terms(out.coarse_alpha_logits, out.trimap_logits, list(out.aux_alpha_logits or []),
-                          list(out.aux_trimap_logits or []), out.upsampled_alpha, batch, w, band)
+    terms = _coarse_terms(out.coarse_alpha_logits, out.trimap_logits, out.aux_alpha_logits,
+                          out.aux_trimap_logits, out.upsampled_alpha, batch, w, band)
     size = (out.coarse_alpha_logits.shape[-2] * CELL, out.coarse_alpha_logits.shape[-1] * CELL)
     terms["alpha_l1"] = weighted_l1(out.alpha, batch.alpha, band)
     terms["laplacian"] = laplacian_loss(out.alpha, batch.alpha, band, w.laplacian_levels)

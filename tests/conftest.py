@@ -1,4 +1,4 @@
-"""Fixtures shared by the engine and recipe tests."""
+"""Fixtures shared by the engine and recipe tests: a tiny model config, a tiny training pack."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
+from matting_core.config import ModelConfig
 from matting_core.data.packed import write_blob
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> ModelConfig:
+    """A tiny model of the paper's design (frozen, so one instance serves every scope): tests run in seconds."""
+    return ModelConfig(
+        embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), decoder_channels=(32, 16, 16), drop_path_rate=0.0
+    )
 
 
 @pytest.fixture(scope="session")

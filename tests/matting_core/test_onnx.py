@@ -149,16 +149,10 @@ def test_onnx_engine_does_not_import_torch():
 SCALE = 0.5
 
 
-#: conftest.TINY (a module-scoped fixture cannot use the function-scoped ``tiny_cfg``; importing ``conftest``
-#: by name is ambiguous with tests/app/conftest.py in one session).
-TINY = ModelConfig(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), decoder_channels=(32, 16, 16),
-                   drop_path_rate=0.0)
-
-
 @pytest.fixture(scope="module")
-def tiny() -> PortraitMattingModel:
+def tiny(tiny_cfg: ModelConfig) -> PortraitMattingModel:
     torch.manual_seed(0)
-    m = PortraitMattingModel(TINY).eval()
+    m = PortraitMattingModel(tiny_cfg).eval()
     with torch.no_grad():
         m.refiner.cra.bias.table.normal_(0, 0.5)
     return m

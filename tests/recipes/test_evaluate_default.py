@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "evaluate_default.py"
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("evaluate_default", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _person(path: Path, alpha_path: Path) -> None:
@@ -29,7 +19,7 @@ def _person(path: Path, alpha_path: Path) -> None:
     cv2.imwrite(str(alpha_path), alpha)
 
 
-def test_held_out_names_with_spaces_are_evaluated(tmp_path):
+def test_held_out_names_with_spaces_are_evaluated(tmp_path, load_recipe):
     """Many held-out names contain spaces ("humanfaces_kaggle_1 (102).jpg"); splitting the list on whitespace
     silently dropped them from the model card's photo set."""
     shared, pack = tmp_path / "shared", tmp_path / "pack"
@@ -43,7 +33,7 @@ def test_held_out_names_with_spaces_are_evaluated(tmp_path):
     (pack / "validation.txt").write_text("\n".join(names) + "\n")
     (pack / "index.json").write_text(json.dumps({"packed_scenes": ["seen.jpg"]}))
 
-    photos, comps = _recipe().build_sets(shared, pack, n_photos=10, n_comp=10, frame=(72, 128))
+    photos, comps = load_recipe("evaluate_default").build_sets(shared, pack, n_photos=10, n_comp=10, frame=(72, 128))
     assert sorted(rel for rel, _, _ in photos) == sorted(names)
     assert len(comps) == 2
     for _rel, img, gt in comps:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from matting_core.checkpoint import load_checkpoint, read_extra, save_checkpoint
-from matting_core.config import ModelConfig
 from matting_core.model import PortraitMattingModel
-
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "train_default.py"
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("train_default", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], prefix: str) -> list[str]:
@@ -29,9 +17,11 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], pr
 
 
 @pytest.mark.parametrize("stage", ["coarse", "all"])
-def test_a_short_run_continues_the_checkpoint_and_trains_what_its_stage_says(stage, tiny_pack, tmp_path, monkeypatch):
+def test_a_short_run_continues_the_checkpoint_and_trains_what_its_stage_says(
+    stage, tiny_pack, tiny_cfg, load_recipe, tmp_path, monkeypatch
+):
     torch.manual_seed(0)
-    model = PortraitMattingModel(ModelConfig(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4)))
+    model = PortraitMattingModel(tiny_cfg)
     init = save_checkpoint(model, tmp_path / "init.safetensors", extra={"step": 7})
     before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     out = tmp_path / "out.safetensors"
@@ -39,7 +29,7 @@ def test_a_short_run_continues_the_checkpoint_and_trains_what_its_stage_says(sta
             "--max-steps", "2", "--size", "64", "--batch", "2", "--budget", "8", "--lr", "1e-2", "--warmup", "1",
             "--profile", "0", "--fp32", "--stage", stage]
     monkeypatch.setattr(sys, "argv", argv)
-    _recipe().main()
+    load_recipe("train_default").main()
 
     extra = read_extra(out)
     assert extra["step"] == 9 and extra["stage"] == stage and extra["size"] == 64  # the schedule continued
