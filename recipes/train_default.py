@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=384, help="regions refined per image while training")
     ap.add_argument("--save-every", type=float, default=120.0, help="seconds")
     ap.add_argument("--log-every", type=int, default=50, help="steps")
+    ap.add_argument("--keep-snapshots", action="store_true",
+                    help="periodic saves also keep a copy per step (<out>.step<N>.safetensors) for averaging")
     ap.add_argument("--log", type=Path, default=None, help="JSON-lines log path (default: beside --out)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N people (dry runs)")
     ap.add_argument("--fp32", action="store_true",
@@ -118,6 +121,10 @@ def main() -> None:
                  "minutes": (time.time() - start) / 60}
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
+        if args.keep_snapshots and tag == "periodic":
+            # Weights along the trajectory: their mean (recipes/average_checkpoints.py) is usually better than
+            # the end point of a short, noisy window (the fifth window's end alone was mixed, its mean was not).
+            shutil.copyfile(args.out, args.out.with_name(f"{args.out.stem}.step{step}{args.out.suffix}"))
 
     def forward_backward(b) -> dict[str, float]:
         """Forward (bf16 autocast on the GPU), loss, gradients; the caller decides whether to step."""

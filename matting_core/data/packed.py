@@ -84,6 +84,19 @@ def _border_touch(alpha: np.ndarray, h: int, w: int, frac: float = 0.03) -> tupl
     return tuple(bool(e > frac) for e in edges)
 
 
+def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """k x k zero-padded box mean, equal to ``avg_pool2d(x, k, 1, k // 2)``, as running sums along each axis.
+
+    O(1) a pixel whatever k: the direct pool made foreground estimation ~200 s of every CPU window's set-up.
+    """
+    for dim in (-1, -2):
+        # One extra leading zero so that window i is c[i + k] - c[i].
+        c = F.pad(x, (k // 2 + 1, k // 2) if dim == -1 else (0, 0, k // 2 + 1, k // 2)).cumsum(dim)
+        n = x.shape[dim]
+        x = (c.narrow(dim, k, n) - c.narrow(dim, 0, n)) / k
+    return x
+
+
 def estimate_foreground(rgb: torch.Tensor, alpha: torch.Tensor, iterations: int = 4) -> torch.Tensor:
     """Foreground colours where alpha is soft, by normalised convolution from confidently-foreground pixels.
 
@@ -97,8 +110,8 @@ def estimate_foreground(rgb: torch.Tensor, alpha: torch.Tensor, iterations: int 
     est_num, est_den = fg.clone(), conf.clone()
     for i in range(iterations):
         k = 2 ** (i + 1) + 1
-        est_num = est_num + F.avg_pool2d(fg, k, stride=1, padding=k // 2) * 0.5**i
-        est_den = est_den + F.avg_pool2d(conf, k, stride=1, padding=k // 2) * 0.5**i
+        est_num = est_num + _box_mean(fg, k) * 0.5**i
+        est_den = est_den + _box_mean(conf, k) * 0.5**i
     est = est_num / est_den.clamp_min(1e-4)
     filled = torch.where(est_den > 1e-4, est, rgb)
     return torch.where(alpha > 0.95, rgb, filled).clamp(0, 1)

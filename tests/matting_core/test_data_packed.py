@@ -40,3 +40,28 @@ def test_sampling_only_the_used_rows_equals_sampling_all_and_masking(tiny_pack: 
     full = torch.where(use[:, None, None, None], stream._sample(src, theta), 0.0)
     torch.testing.assert_close(stream._sample_rows(use, src, theta), full)
     assert stream._sample_rows(torch.zeros(5, dtype=torch.bool), src, theta).abs().sum() == 0
+
+
+def test_separable_box_mean_equals_the_2d_pool():
+    import torch.nn.functional as F
+
+    from matting_core.data.packed import _box_mean
+
+    x = torch.rand(2, 3, 37, 29, generator=torch.Generator().manual_seed(0))
+    for k in (3, 5, 9, 17):
+        torch.testing.assert_close(_box_mean(x, k), F.avg_pool2d(x, k, stride=1, padding=k // 2))
+
+
+def test_estimated_foreground_drops_the_old_background_at_soft_edges():
+    from matting_core.data.packed import estimate_foreground
+
+    # A red person (left) on a green background (right) with a soft 8-pixel ramp between them.
+    alpha = torch.zeros(1, 1, 32, 48)
+    alpha[..., :20] = 1.0
+    alpha[..., 20:28] = torch.linspace(0.9, 0.1, 8)
+    red, green = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    rgb = alpha * red[:, None, None] + (1 - alpha) * green[:, None, None]
+    fg = estimate_foreground(rgb, alpha)
+    ramp = fg[0, :, :, 20:28]
+    assert (ramp[1] < 0.05).all() and (ramp[0] > 0.95).all(), "edge pixels get the person's colour, not the mix"
+    torch.testing.assert_close(fg[..., :20], rgb[..., :20])  # confident foreground is kept as it was

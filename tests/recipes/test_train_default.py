@@ -41,3 +41,16 @@ def test_a_short_run_continues_the_checkpoint_and_trains_what_its_stage_says(
     else:
         assert refiner_changed
     assert out.with_suffix(".batch.jpg").is_file()  # the preview of the last batch
+
+
+def test_keep_snapshots_leaves_one_file_per_periodic_save(tiny_pack, tiny_cfg, load_recipe, tmp_path, monkeypatch):
+    init = save_checkpoint(PortraitMattingModel(tiny_cfg), tmp_path / "init.safetensors", extra={"step": 7})
+    out = tmp_path / "run.safetensors"
+    argv = ["train_default", "--pack", str(tiny_pack), "--out", str(out), "--init", str(init), "--minutes", "5",
+            "--max-steps", "2", "--size", "64", "--batch", "2", "--budget", "8", "--warmup", "1", "--profile", "0",
+            "--fp32", "--stage", "coarse", "--save-every", "0", "--keep-snapshots"]
+    monkeypatch.setattr(sys, "argv", argv)
+    load_recipe("train_default").main()
+    snaps = sorted(p.name for p in tmp_path.glob("run.step*.safetensors"))
+    assert snaps == ["run.step8.safetensors", "run.step9.safetensors"]
+    assert read_extra(tmp_path / "run.step8.safetensors")["step"] == 8
