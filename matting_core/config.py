@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 
 class ConfigError(ValueError):
@@ -66,15 +66,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown ModelConfig keys: {', '.join(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"bad ModelConfig: {exc}") from exc
+        return dataclass_from_dict(cls, data, "ModelConfig")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -88,3 +80,24 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise ConfigError("model config JSON must be an object")
         return cls.from_dict(data)
+
+
+_T = TypeVar("_T")
+
+
+def dataclass_from_dict(cls: type[_T], data: Any, section: str, error: type[ValueError] = ConfigError) -> _T:
+    """Build a settings dataclass from parsed JSON/TOML, naming the section in every error.
+
+    Unknown keys are errors rather than ignored (a typo must not silently fall back to a default); lists
+    become tuples because JSON and TOML have no tuples; the dataclass's own checks give the other messages.
+    """
+    if not isinstance(data, dict):
+        raise error(f"{section} must be a table/object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise error(f"unknown setting(s) {unknown} in {section}; known: {sorted(known)}")
+    try:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    except (TypeError, ValueError) as exc:
+        raise error(f"{section}: {exc}") from exc

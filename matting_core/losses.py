@@ -30,7 +30,7 @@ Each full-res term is normalised by the sum of weights, so the scale is "mean er
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -86,15 +86,6 @@ class LossWeights:
             raise ValueError(f"trimap_loss must be 'focal' or 'ce', got {self.trimap_loss!r}")
         if self.laplacian_levels < 1:
             raise ValueError(f"laplacian_levels must be >= 1, got {self.laplacian_levels}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LossWeights:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown loss settings {sorted(unknown)}; known: {sorted(known)}")
-        vals = {k: (float(v) if isinstance(v, int) and k not in ("laplacian_levels",) else v) for k, v in d.items()}
-        return cls(**vals)
 
 
 class _Regions(Protocol):

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from matting_core.config import ModelConfig
+from matting_core.config import ModelConfig, dataclass_from_dict
 from matting_core.data.augment import AugmentConfig
 from matting_core.data.batch import TrainBatch
 from matting_core.losses import LossWeights, matting_loss
@@ -42,19 +42,6 @@ FINAL_FILE = "final.safetensors"
 
 class TrainConfigError(ValueError):
     """A training configuration file that cannot be used; the message says which setting and why."""
-
-
-def _from_dict(cls: type, d: dict[str, Any], section: str) -> Any:
-    if not isinstance(d, dict):
-        raise TrainConfigError(f"[{section}] must be a table/object, got {type(d).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise TrainConfigError(f"unknown setting(s) {unknown} in [{section}]; known: {sorted(known)}")
-    try:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-    except (TypeError, ValueError) as exc:
-        raise TrainConfigError(f"[{section}]: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -179,7 +166,7 @@ class TrainConfig:
         values: dict[str, Any] = {}
         for k, v in d.items():
             sec = cls._SECTIONS.get(k)
-            values[k] = _from_dict(sec, v, k) if sec else v
+            values[k] = dataclass_from_dict(sec, v, f"[{k}]", TrainConfigError) if sec else v
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:

@@ -9,7 +9,7 @@ replacement from a pool (with the original photo kept in the mix), blur, sensor 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,14 +64,6 @@ class AugmentConfig:
             lo, hi = getattr(self, name)
             if lo > hi or lo < 0:
                 raise ValueError(f"{name} must be a range (low, high) with 0 <= low <= high, got {(lo, hi)}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown augment settings {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def random_affine(src_hw: tuple[int, int], cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

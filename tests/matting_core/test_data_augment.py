@@ -82,8 +82,13 @@ def test_augment_config_rejects_bad_values():
         AugmentConfig(size=100)
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig(jpeg_prob=2)
-    with pytest.raises(ValueError, match="unknown augment"):
-        AugmentConfig.from_dict({"sise": 64})
+    from matting_core.train import TrainConfig, TrainConfigError
+
+    with pytest.raises(TrainConfigError, match=r"unknown setting.*sise.*\[augment\]"):
+        TrainConfig.from_dict({"augment": {"sise": 64}})
+    with pytest.raises(TrainConfigError, match=r"\[augment\]: .*multiple of 16"):
+        TrainConfig.from_dict({"augment": {"size": 100}})
+    assert TrainConfig.from_dict({"augment": {"scale": [0.5, 1.0]}}).augment.scale == (0.5, 1.0)
 
 
 def test_foreground_estimation_removes_the_old_background_and_is_cached(tmp_path, monkeypatch):

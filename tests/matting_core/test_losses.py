@@ -192,8 +192,12 @@ def test_grid_mismatch_and_bad_weights_give_clear_errors():
         matting_loss(out, batch)
     with pytest.raises(ValueError, match=">= 0"):
         LossWeights(refine=-1.0)
-    with pytest.raises(ValueError, match="unknown loss settings"):
-        LossWeights.from_dict({"refin": 1.0})
+    from matting_core.train import TrainConfig, TrainConfigError
+
+    with pytest.raises(TrainConfigError, match=r"unknown setting.*refin.*\[loss\]"):
+        TrainConfig.from_dict({"loss": {"refin": 1.0}})
+    with pytest.raises(TrainConfigError, match=r"\[loss\] must be a table"):
+        TrainConfig.from_dict({"loss": 3})
 
 
 def test_real_model_loss_is_finite_and_trains_both_stages(tiny_cfg):
