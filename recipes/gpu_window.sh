@@ -3,7 +3,9 @@
 # model's training run (recipes/train_default.py) until the window's end. Results go to $OUT:
 #   gpu_check.json, run.log, default.safetensors.part-* (join with `cat`), default.batch.jpg
 # Env: TRAIN_MIN (minutes of training), INIT (continue from a checkpoint; STEP overrides the step it was
-# saved at), SKIP_CHECK=1.
+# saved at), SKIP_CHECK=1, STAGE=coarse (train the coarse network only, refiner left as is: a
+# third of the full step's time on a 2-core CPU; not yet measured on a GPU, where the profile printed at the
+# start of training says whether the refiner's regions bound the full step).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/ckpt
@@ -22,7 +24,8 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
   init_args=()
   if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
-    --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}"
+    --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}" \
+    --stage "${STAGE:-all}"
   echo "train exit $?"
 } 2>&1 | tee "$OUT/run.log"
 if [ -f /tmp/ckpt/default.safetensors ]; then
