@@ -122,8 +122,8 @@ def main() -> None:
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":
-            # Weights along the trajectory: their mean (recipes/average_checkpoints.py) is usually better than
-            # the end point of a short, noisy window (the fifth window's end alone was mixed, its mean was not).
+            # Weights along the trajectory, to score and perhaps average (recipes/average_checkpoints.py): in
+            # the fifth window the mean of start and end beat the end point, in the sixth the end point won.
             shutil.copyfile(args.out, args.out.with_name(f"{args.out.stem}.step{step}{args.out.suffix}"))
 
     def forward_backward(b) -> dict[str, float]:
