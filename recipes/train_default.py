@@ -23,7 +23,7 @@ import torch
 
 from matting_core.checkpoint import load_checkpoint, read_extra, save_checkpoint
 from matting_core.config import ModelConfig
-from matting_core.data.packed import PackedCompositeStream, preview_grid
+from matting_core.data.packed import PackedCompositeStream, PackedMix, preview_grid
 from matting_core.losses import LossWeights, coarse_loss, matting_loss
 from matting_core.model import PortraitMattingModel
 
@@ -72,6 +72,9 @@ def main() -> None:
     ap.add_argument("--stage", choices=("all", "coarse"), default="all",
                     help="coarse: train only the low-resolution network (the refiner is not run and keeps its "
                          "weights); ~3x cheaper a step on a CPU")
+    ap.add_argument("--empty", type=float, default=0.0,
+                    help="share of composites with no person in them (room only, alpha 0): teaches that furniture "
+                         "is not a person (PackedMix.empty)")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
     start = time.time()
@@ -100,7 +103,8 @@ def main() -> None:
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
     )
-    stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step, limit=args.limit)
+    stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
+                                   limit=args.limit, mix=PackedMix(empty=args.empty))
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
     weights = LossWeights()
     log_path = args.log or args.out.with_suffix(".csv")
@@ -117,7 +121,7 @@ def main() -> None:
     print(f"precision: {'bf16 autocast' if amp else 'fp32'}, stage: {args.stage}", flush=True)
 
     def save(tag: str) -> None:
-        extra = {"step": step, "samples_this_run": seen, "size": args.size, "stage": args.stage,
+        extra = {"step": step, "samples_this_run": seen, "size": args.size, "stage": args.stage, "empty": args.empty,
                  "minutes": (time.time() - start) / 60}
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)

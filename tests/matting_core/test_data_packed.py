@@ -65,3 +65,25 @@ def test_estimated_foreground_drops_the_old_background_at_soft_edges():
     ramp = fg[0, :, :, 20:28]
     assert (ramp[1] < 0.05).all() and (ramp[0] > 0.95).all(), "edge pixels get the person's colour, not the mix"
     torch.testing.assert_close(fg[..., :20], rgb[..., :20])  # confident foreground is kept as it was
+
+
+def test_empty_composites_hold_only_the_room(tiny_pack: Path):
+    stream = _stream(tiny_pack, scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0,
+                     second_person=1.0, empty=0.5)
+    emptied = 0
+    for _ in range(4):
+        b = stream.next_batch()
+        torch.testing.assert_close(b.alpha * b.fg + (1 - b.alpha) * b.bg, b.image, atol=2e-3, rtol=0)
+        none = b.alpha.flatten(1).amax(1) == 0
+        emptied += int(none.sum())
+        # A room alone: no person, not even the second one, and the trimap calls it all background.
+        torch.testing.assert_close(b.image[none], b.bg[none])
+        assert (b.trimap[none] == 0).all()
+        assert (b.alpha[~none].flatten(1).amax(1) > 0.5).all()
+    assert 12 <= emptied <= 36, f"about half of 48 rows should be empty, got {emptied}"
+
+
+def test_no_empty_composites_by_default(tiny_pack: Path):
+    stream = _stream(tiny_pack, scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0)
+    for _ in range(4):
+        assert (stream.next_batch().alpha.flatten(1).amax(1) > 0.5).all()
