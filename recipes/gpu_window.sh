@@ -5,7 +5,8 @@
 # Env: TRAIN_MIN (minutes of training), INIT (continue from a checkpoint; STEP overrides the step it was
 # saved at), SKIP_CHECK=1, STAGE=coarse (train the coarse network only, refiner left as is: a
 # third of the full step's time on a 2-core CPU; not yet measured on a GPU, where the profile printed at the
-# start of training says whether the refiner's regions bound the full step).
+# start of training says whether the refiner's regions bound the full step), EMPTY=0.1 (share of composites
+# without a person, train_default --empty; the tenth, CPU, window used 0.1).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/ckpt
@@ -25,7 +26,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
   if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
     --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}" \
-    --stage "${STAGE:-all}"
+    --stage "${STAGE:-all}" --empty "${EMPTY:-0}"
   echo "train exit $?"
 } 2>&1 | tee "$OUT/run.log"
 if [ -f /tmp/ckpt/default.safetensors ]; then
