@@ -308,10 +308,9 @@ class PackedCompositeStream:
         idx = torch.where(original, self._pick(n, self.people.shape[0]), self._pick_pasteable(n))
 
         composite = ~original
-        empty = composite & (self._u(n, 0, 1) < m.empty)
+        pasted = composite & ~(self._u(n, 0, 1) < m.empty)  # composites that get a person (PackedMix.empty)
         theta = self._person_theta(idx)
-        layer = self._sample_rows(composite & ~empty, torch.cat([self.people_fg[idx], self.people[idx, 3:]], 1),
-                                  theta)
+        layer = self._sample_rows(pasted, torch.cat([self.people_fg[idx], self.people[idx, 3:]], 1), theta)
         fg, alpha = layer[:, :3], layer[:, 3:]
         bg = self._backgrounds(n, kind, composite)
         # Lighting of the person and of the room differ in real life; jitter them separately.
@@ -323,7 +322,7 @@ class PackedCompositeStream:
             bg = torch.where((self._u(n, 0, 1) < m.blur)[:, None, None, None], blurred, bg)
         image = alpha * fg + (1 - alpha) * bg
 
-        two = (self._u(n, 0, 1) < m.second_person) & composite & ~empty
+        two = (self._u(n, 0, 1) < m.second_person) & pasted
         if bool(two.any()):
             idx2 = self._pick_pasteable(n)
             layer2 = self._sample_rows(
