@@ -129,7 +129,7 @@ def main() -> None:
             # Weights along the trajectory, to score and perhaps average (recipes/average_checkpoints.py): in
             # the fifth window the mean of start and end beat the end point, in the sixth the end point won, in
             # the seventh the mean of the last three saves (the low-learning-rate tail) won, in the ninth the
-            # mean of the start and that tail mean, and in the tenth too.
+            # mean of the start and that tail mean, and in the tenth and eleventh too.
             shutil.copyfile(args.out, args.out.with_name(f"{args.out.stem}.step{step}{args.out.suffix}"))
 
     def forward_backward(b) -> dict[str, float]:
