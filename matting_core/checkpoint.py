@@ -53,16 +53,25 @@ def save_checkpoint(
     return path
 
 
-def read_config(path: str | Path) -> ModelConfig:
-    """The architecture a checkpoint was saved with (header metadata, else the sidecar JSON)."""
-    path = Path(path)
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The safetensors header metadata of ``path`` (reads the header only, not the weights)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
+def read_config(path: str | Path, metadata: dict[str, str] | None = None) -> ModelConfig:
+    """The architecture a checkpoint was saved with (header metadata, else the sidecar JSON).
+
+    ``metadata``: the header already read with :func:`read_metadata`, so callers that need both the
+    config and the provenance open the file once.
+    """
+    path = Path(path)
+    meta = read_metadata(path) if metadata is None else metadata
     text = meta.get(CONFIG_KEY)
     if text is None:
         sidecar = path.with_suffix(".json")
@@ -75,23 +84,26 @@ def read_config(path: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path}: {exc}") from exc
 
 
-def read_extra(path: str | Path) -> dict:
+def read_extra(path: str | Path, metadata: dict[str, str] | None = None) -> dict:
     """The provenance a checkpoint was saved with (``save_checkpoint(extra=...)``), or {} if none/unreadable."""
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("mattecam.extra", "{}"))
-    except (SafetensorError, OSError, ValueError):
+        meta = read_metadata(path) if metadata is None else metadata
+        return json.loads(meta.get("mattecam.extra", "{}"))
+    except (CheckpointError, ValueError):
         return {}
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[PortraitMattingModel, ModelConfig]:
-    """Rebuild the model a checkpoint describes and load its weights (fp32, eval mode) onto ``device``."""
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", metadata: dict[str, str] | None = None
+) -> tuple[PortraitMattingModel, ModelConfig]:
+    """Rebuild the model a checkpoint describes and load its weights (fp32, eval mode) onto ``device``.
+
+    ``metadata``: the header already read with :func:`read_metadata` (see :func:`read_config`).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found")
-    cfg = read_config(path)
+    cfg = read_config(path, metadata)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

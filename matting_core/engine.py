@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from matting_core.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_checkpoint, read_extra
+from matting_core.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_checkpoint, read_extra, read_metadata
 from matting_core.config import ModelConfig
 from matting_core.model import MattingOutput, PortraitMattingModel
 
@@ -157,9 +157,11 @@ class MattingEngine:
         if path is None and DEFAULT_MODEL_PATH.is_file():
             path = DEFAULT_MODEL_PATH
         if path is not None:
-            model, _ = load_checkpoint(path)
-            size = read_extra(path).get("size")
-            return cls(model, options, Path(path), is_trained=True, train_size=int(size) if size else None)
+            path = Path(path)
+            meta = read_metadata(path) if path.is_file() else None  # one header read for config + provenance
+            model, _ = load_checkpoint(path, metadata=meta)
+            size = read_extra(path, meta).get("size")
+            return cls(model, options, path, is_trained=True, train_size=int(size) if size else None)
         log.warning(UNTRAINED_WARNING.format(path=DEFAULT_MODEL_PATH))
         torch.manual_seed(0)
         engine = cls(PortraitMattingModel(ModelConfig()), options, None, is_trained=False)

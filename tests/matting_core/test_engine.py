@@ -7,7 +7,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from matting_core.checkpoint import CheckpointError, load_checkpoint, read_config, save_checkpoint
+from matting_core.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_config,
+    read_extra,
+    read_metadata,
+    save_checkpoint,
+)
 from matting_core.engine import EngineOptions, MattingEngine, as_rgb_frame
 from matting_core.flops import frame_gflops
 
@@ -22,6 +29,14 @@ def test_checkpoint_round_trip_is_bit_identical(tiny_model, tiny_cfg, tmp_path):
     with torch.no_grad():
         a, b = tiny_model(x, region_budget=20), loaded(x, region_budget=20)
     assert torch.equal(a.alpha, b.alpha)
+
+
+def test_engine_takes_config_and_training_size_from_one_header(tiny_model, tiny_cfg, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "m.safetensors", extra={"size": 448, "step": 3})
+    meta = read_metadata(path)
+    assert read_config(path, meta) == tiny_cfg and read_extra(path, meta) == {"size": 448, "step": 3}
+    engine = MattingEngine.load(path)
+    assert engine.train_size == 448 and engine.effective_coarse_scale(896, 1200) == 0.5
 
 
 def test_engine_mattes_frames_of_any_size_and_channel_order(tiny_model, tmp_path):
@@ -64,6 +79,8 @@ def test_corrupt_or_wrong_weights_are_reported_by_file_name(tmp_path, tiny_model
     bad.write_bytes(b"\x00\x01 not a model")
     with pytest.raises(CheckpointError, match="corrupt.safetensors"):
         load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="corrupt.safetensors.*not a readable safetensors"):
+        MattingEngine.load(bad)
     with pytest.raises(CheckpointError, match="not found"):
         MattingEngine.load(tmp_path / "missing.safetensors")
     other = tmp_path / "other.safetensors"
