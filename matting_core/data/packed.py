@@ -308,7 +308,9 @@ class PackedCompositeStream:
         idx = torch.where(original, self._pick(n, self.people.shape[0]), self._pick_pasteable(n))
 
         composite = ~original
-        pasted = composite & (self._u(n, 0, 1) >= m.empty)  # composites that get a person (PackedMix.empty)
+        # Composites that get a person (PackedMix.empty). No draw at empty == 0, so the random stream, and with
+        # it every batch, stays what it was before the option existed (the first nine windows reproduce).
+        pasted = composite & (self._u(n, 0, 1) >= m.empty) if m.empty > 0 else composite
         theta = self._person_theta(idx)
         layer = self._sample_rows(pasted, torch.cat([self.people_fg[idx], self.people[idx, 3:]], 1), theta)
         fg, alpha = layer[:, :3], layer[:, 3:]
