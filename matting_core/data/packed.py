@@ -309,7 +309,7 @@ class PackedCompositeStream:
 
         composite = ~original
         # Composites that get a person (PackedMix.empty). No draw at empty == 0, so the random stream, and with
-        # it every batch, stays what it was before the option existed (the first nine windows reproduce).
+        # it every batch, stays what it was before the option existed.
         pasted = composite & (self._u(n, 0, 1) >= m.empty) if m.empty > 0 else composite
         theta = self._person_theta(idx)
         layer = self._sample_rows(pasted, torch.cat([self.people_fg[idx], self.people[idx, 3:]], 1), theta)
