@@ -57,6 +57,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The safetensors header metadata of ``path`` (reads the header only, not the weights)."""
     from safetensors import safe_open
 
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: model file not found")
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -101,9 +103,7 @@ def load_checkpoint(
     ``metadata``: the header already read with :func:`read_metadata` (see :func:`read_config`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: model file not found")
-    cfg = read_config(path, metadata)
+    cfg = read_config(path, metadata)  # raises "model file not found" for a missing file (read_metadata)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

@@ -158,7 +158,7 @@ class MattingEngine:
             path = DEFAULT_MODEL_PATH
         if path is not None:
             path = Path(path)
-            meta = read_metadata(path) if path.is_file() else None  # one header read for config + provenance
+            meta = read_metadata(path)  # one header read for config + provenance; names a missing file
             model, _ = load_checkpoint(path, metadata=meta)
             size = read_extra(path, meta).get("size")
             return cls(model, options, path, is_trained=True, train_size=int(size) if size else None)

@@ -82,8 +82,3 @@ def test_empty_composites_hold_only_the_room(tiny_pack: Path):
         assert (b.alpha[~none].flatten(1).amax(1) > 0.5).all()
     assert 12 <= emptied <= 36, f"about half of 48 rows should be empty, got {emptied}"
 
-
-def test_without_empty_share_every_composite_holds_a_person(tiny_pack: Path):
-    stream = _stream(tiny_pack, scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0, empty=0.0)
-    for _ in range(3):
-        assert (stream.next_batch().alpha.flatten(1).amax(1) > 0.5).all()
