@@ -47,6 +47,18 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def trainable_part(model: PortraitMattingModel, stage: str) -> torch.nn.Module:
+    """The module a ``--stage`` run optimises. For ``refine`` the coarse network is frozen *and* in eval mode
+    (no drop-path), so the refiner learns on exactly the coarse alpha and trimap it will get at inference,
+    and autograd does not track the Swin-T (a refine step costs little more than the coarse forward)."""
+    if stage == "coarse":
+        return model.coarse
+    if stage == "refine":
+        model.coarse.requires_grad_(False).eval()
+        return model.refiner
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", type=Path, required=True)
@@ -69,9 +81,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="use only the first N people (dry runs)")
     ap.add_argument("--fp32", action="store_true",
                     help="no bf16 autocast on the CPU (automatic where the CPU has no bf16 units)")
-    ap.add_argument("--stage", choices=("all", "coarse"), default="all",
+    ap.add_argument("--stage", choices=("all", "coarse", "refine"), default="all",
                     help="coarse: train only the low-resolution network (the refiner is not run and keeps its "
-                         "weights); ~3x cheaper a step on a CPU")
+                         "weights); ~3x cheaper a step on a CPU. refine: train only the refinement stage on the "
+                         "frozen coarse network's outputs (the paper's future-work split, other half)")
     ap.add_argument("--empty", type=float, default=0.0,
                     help="share of composites with no person in them (room only, alpha 0): teaches that furniture "
                          "is not a person (PackedMix.empty)")
@@ -97,7 +110,7 @@ def main() -> None:
         model = PortraitMattingModel(cfg)
     args.step = args.step or 0
     model = model.to(dev).train()
-    trained = model.coarse if args.stage == "coarse" else model
+    trained = trainable_part(model, args.stage)
     decay = [p for n, p in trained.named_parameters() if p.ndim > 1 and "table" not in n]
     no_decay = [p for n, p in trained.named_parameters() if not (p.ndim > 1 and "table" not in n)]
     opt = torch.optim.AdamW(

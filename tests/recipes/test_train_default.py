@@ -1,4 +1,5 @@
-"""The default model's training recipe: resumes from a checkpoint, and --stage coarse leaves the refiner as is."""
+"""The default model's training recipe: resumes from a checkpoint; --stage coarse leaves the refiner as is and
+--stage refine the coarse network."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], pr
     return [k for k, v in before.items() if k.startswith(prefix) and not torch.equal(v.half().float(), after[k])]
 
 
-@pytest.mark.parametrize("stage", ["coarse", "all"])
+@pytest.mark.parametrize("stage", ["coarse", "refine", "all"])
 def test_a_short_run_continues_the_checkpoint_and_trains_what_its_stage_says(
     stage, tiny_pack, tiny_cfg, load_recipe, tmp_path, monkeypatch
 ):
@@ -34,8 +35,11 @@ def test_a_short_run_continues_the_checkpoint_and_trains_what_its_stage_says(
     extra = read_extra(out)
     assert extra["step"] == 9 and extra["stage"] == stage and extra["size"] == 64  # the schedule continued
     after = load_checkpoint(out)[0].state_dict()
-    assert _changed(before, after, "coarse."), "the coarse network trains in every stage"
-    refiner_changed = _changed(before, after, "refiner.")
+    coarse_changed, refiner_changed = _changed(before, after, "coarse."), _changed(before, after, "refiner.")
+    if stage == "refine":
+        assert coarse_changed == [], "a refine-only run must leave the coarse network's weights alone"
+    else:
+        assert coarse_changed
     if stage == "coarse":
         assert refiner_changed == [], "a coarse-only run must leave the refiner's weights and statistics alone"
     else:
