@@ -39,3 +39,26 @@ def test_held_out_names_with_spaces_are_evaluated(tmp_path, load_recipe):
     for _rel, img, gt in comps:
         assert img.shape == (72, 128, 3) and gt.shape == (72, 128)
         assert gt.max() > 0.9 and gt[0].max() == 0.0  # pasted bottom-anchored: the top row is background
+
+
+def test_seen_sets_use_the_training_people_and_scenes(tmp_path, load_recipe):
+    """``--seen`` scores on what training used (packed people, packed scenes), the held-out sets never do."""
+    shared, pack = tmp_path / "shared", tmp_path / "pack"
+    data = shared / "data"
+    for rel in ("people-rvm/image/trained.jpg", "people-rvm/image/held.jpg"):
+        _person(data / rel, data / rel.replace("/image/", "/alpha/").replace(".jpg", ".png"))
+    (data / "scenes").mkdir(parents=True)
+    cv2.imwrite(str(data / "scenes" / "seen.jpg"), np.full((32, 32, 3), 200, np.uint8))
+    cv2.imwrite(str(data / "scenes" / "unseen.jpg"), np.full((32, 32, 3), 40, np.uint8))
+    pack.mkdir()
+    (pack / "validation.txt").write_text("people-rvm/image/held.jpg\n")
+    index = {"packed_scenes": ["seen.jpg"], "people": [{"source": "people-rvm", "stem": "trained", "boxes": []}]}
+    (pack / "index.json").write_text(json.dumps(index))
+    build = load_recipe("evaluate_default").build_sets
+
+    for seen, person, scene_value in ((False, "held", 40), (True, "trained", 200)):
+        photos, comps = build(shared, pack, n_photos=10, n_comp=10, frame=(72, 128), seen=seen)
+        assert [rel for rel, _, _ in photos] == [f"people-rvm/image/{person}.jpg"]
+        assert len(comps) == 1
+        top = comps[0][1][0].astype(int)  # the top row is background: the scene's grey
+        assert np.abs(top - scene_value).max() <= 2
