@@ -3,7 +3,8 @@
 # model's training run (recipes/train_default.py) until the window's end. Results go to $OUT:
 #   gpu_check.json, run.log, default.safetensors.part-* (join with `cat`), default.batch.jpg
 # Env: TRAIN_MIN (minutes of training), INIT (continue from a checkpoint; STEP overrides the step it was
-# saved at), SKIP_CHECK=1, STAGE=coarse (train the coarse network only, refiner left as is: a
+# saved at), SKIP_CHECK=1, STAGE=coarse or refine (refine: the refiner only, on the frozen coarse network;
+# coarse: the coarse network only, refiner left as is: a
 # third of the full step's time on a 2-core CPU; not yet measured on a GPU, where the profile printed at the
 # start of training says whether the refiner's regions bound the full step), EMPTY=0.1 (share of composites
 # without a person, train_default --empty; the tenth, CPU, window used 0.1).

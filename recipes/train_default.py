@@ -50,7 +50,8 @@ def cpu_has_bf16() -> bool:
 def trainable_part(model: PortraitMattingModel, stage: str) -> torch.nn.Module:
     """The module a ``--stage`` run optimises. For ``refine`` the coarse network is frozen *and* in eval mode
     (no drop-path), so the refiner learns on exactly the coarse alpha and trimap it will get at inference,
-    and autograd does not track the Swin-T (a refine step costs little more than the coarse forward)."""
+    and autograd does not track the Swin-T. Not cheaper than ``coarse`` on a CPU: 4.8 img/s against 8.1 on
+    the same 2-core AVX512-BF16 EPYC (batch 16, 384 regions per image, full-resolution losses)."""
     if stage == "coarse":
         return model.coarse
     if stage == "refine":
