@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import zlib
-from glob import escape as glob_escape
 from pathlib import Path
 
 import cv2
@@ -69,16 +68,6 @@ def _touches_side_or_top(alpha: np.ndarray) -> bool:
     return bool(a[:2].mean() > 0.03 or a[:, :2].mean() > 0.03 or a[:, -2:].mean() > 0.03)
 
 
-def _packed_people(data: Path, index: dict) -> list[str]:
-    """The training photos' paths (relative to ``data``), from the pack's ``source`` / ``stem`` records."""
-    out = []
-    for p in index["people"]:
-        hits = sorted((data / p["source"] / "image").glob(glob_escape(p["stem"]) + ".*"))
-        if hits:
-            out.append(hits[0].relative_to(data).as_posix())
-    return out
-
-
 def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tuple[int, int] = FRAME,
                seen: bool = False):
     """The held-out photo and composite sets; ``seen`` builds the same kind of sets from the people and room
@@ -87,8 +76,8 @@ def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tupl
     index = json.loads((pack / "index.json").read_text())
     if "packed_scenes" not in index:
         raise SystemExit(f"{pack}: made by an older pack_data.py (no list of packed scenes); re-run it")
-    if seen:
-        held = _packed_people(data, index)
+    if seen:  # named the way pack_data.py names validation.txt's entries (it packs only <source>/image/*.jpg)
+        held = [f"{p['source']}/image/{p['stem']}.jpg" for p in index["people"]]
     else:
         held = (pack / "validation.txt").read_text().splitlines()  # one per line: names contain spaces
     packed = set(index["packed_scenes"])
