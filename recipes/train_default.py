@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--empty", type=float, default=0.0,
                     help="share of composites with no person in them (room only, alpha 0): teaches that furniture "
                          "is not a person (PackedMix.empty)")
+    ap.add_argument("--photos", type=float, default=PackedMix.original_photo,
+                    help="share of the batch that is whole photos with their own backgrounds; the difference "
+                         "from the default comes out of room-scene composites (PackedMix.with_photo_share)")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
     start = time.time()
@@ -118,7 +121,7 @@ def main() -> None:
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
     )
     stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
-                                   limit=args.limit, mix=PackedMix(empty=args.empty))
+                                   limit=args.limit, mix=PackedMix(empty=args.empty).with_photo_share(args.photos))
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
     weights = LossWeights()
     log_path = args.log or args.out.with_suffix(".csv")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -43,6 +43,20 @@ class PackedMix:
     bottom_anchored: float = 0.65
     noise_std: float = 0.03
     blur: float = 0.3
+
+    def with_photo_share(self, share: float) -> PackedMix:
+        """The same mix with ``share`` of the batch as whole photos, the difference taken from room scenes.
+
+        Every coarse-only window has traded held-out photos for room composites; this is the knob that asks
+        for more photos without touching the other kinds' proportions.
+        """
+        if share == self.original_photo:
+            return self  # bit for bit the same thresholds, so a default run's batches are what they were
+        scene = self.scene + self.original_photo - share
+        if not 0.0 <= share <= 1.0 or scene < 0.0:
+            raise ValueError(f"whole-photo share must be between 0 and {self.scene + self.original_photo:.2f} "
+                             f"(the scene and photo shares together), got {share}")
+        return replace(self, scene=scene, original_photo=share)
 
 
 def write_blob(folder: Path, name: str, items: list[bytes]) -> list[list[int]]:

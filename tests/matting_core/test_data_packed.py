@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from matting_core.data.packed import PackedCompositeStream, PackedMix
@@ -82,3 +83,19 @@ def test_empty_composites_hold_only_the_room(tiny_pack: Path):
         assert (b.alpha[~none].flatten(1).amax(1) > 0.5).all()
     assert 12 <= emptied <= 36, f"about half of 48 rows should be empty, got {emptied}"
 
+
+
+def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
+    mix = PackedMix(noise_std=0.0, blur=0.0).with_photo_share(0.5)
+    assert abs(mix.scene + mix.own_background + mix.wallpaper + mix.original_photo - 1.0) < 1e-9
+    assert (mix.own_background, mix.wallpaper) == (PackedMix.own_background, PackedMix.wallpaper)
+    assert abs(mix.scene - 0.28) < 1e-9
+    stream = PackedCompositeStream(tiny_pack, size=64, batch_size=12, device="cpu", seed=3, canvas=128, mix=mix)
+    whole = 0
+    for _ in range(4):
+        b = stream.next_batch()
+        whole += int(((b.image - b.bg).flatten(1).abs().amax(1) < 1e-6).sum())  # a photo is its own background
+    assert 12 <= whole <= 36, f"about half of 48 rows should be whole photos, got {whole}"
+    for bad in (0.9, -0.1):
+        with pytest.raises(ValueError, match="whole-photo share"):
+            PackedMix().with_photo_share(bad)
