@@ -84,7 +84,6 @@ def test_empty_composites_hold_only_the_room(tiny_pack: Path):
     assert 12 <= emptied <= 36, f"about half of 48 rows should be empty, got {emptied}"
 
 
-
 def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
     mix = PackedMix(noise_std=0.0, blur=0.0).with_photo_share(0.5)
     assert abs(mix.scene + mix.own_background + mix.wallpaper + mix.original_photo - 1.0) < 1e-9
