@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from matting_core.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_checkpoint, read_extra, read_metadata
-from matting_core.config import ModelConfig
+from matting_core.config import CLEAR_BACKGROUND_BELOW, ModelConfig
 from matting_core.model import MattingOutput, PortraitMattingModel
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class EngineOptions:
     resolution). None = automatic: frames larger than the resolution the checkpoint was trained at are
     scaled to it (a network trained on 512 px frames finds people best at that scale: held-out 720p
     composites went from IoU 0.32 to 0.66 with the default model), otherwise 1.0, the paper's behaviour.
+    ``clear_background``: final alpha below this is set to 0 in cells the trimap calls background, so the
+    old room does not show through faintly (``regions.clear_faint_background``; 0 = the paper's plain paste).
     """
 
     device: str = "cpu"
@@ -46,6 +48,7 @@ class EngineOptions:
     region_budget: int | None = None
     threads: int | None = None
     coarse_scale: float | None = None
+    clear_background: float = CLEAR_BACKGROUND_BELOW
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
@@ -54,6 +57,8 @@ class EngineOptions:
             raise ValueError("region_budget must be a positive number of regions (or None for all)")
         if self.coarse_scale is not None and not 0.1 <= self.coarse_scale <= 1.0:
             raise ValueError("coarse_scale must be in [0.1, 1] (or None for automatic)")
+        if not 0.0 <= self.clear_background < 1.0:
+            raise ValueError("clear_background must be in [0, 1) (0 = off)")
 
 
 @dataclass
@@ -145,6 +150,7 @@ class MattingEngine:
         self.weights_path = weights_path
         self.is_trained = is_trained
         self.coarse_scale = options.coarse_scale
+        self.clear_background = options.clear_background
         #: Frame size (short side) the checkpoint was trained at, if it records one: the automatic coarse scale.
         self.train_size = train_size
 
@@ -189,7 +195,8 @@ class MattingEngine:
         scale = self.effective_coarse_scale(*image.shape[-2:])
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             return self.model(
-                image, use_cra=self.use_cra, region_budget=self.region_budget, clock=clock, coarse_scale=scale
+                image, use_cra=self.use_cra, region_budget=self.region_budget, clock=clock, coarse_scale=scale,
+                clear_background=self.clear_background,
             )
 
     def matte_detailed(self, frame: np.ndarray, channels: str = "rgb") -> MatteResult:

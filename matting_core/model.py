@@ -14,7 +14,14 @@ from matting_core.coarse import CoarseNet, CoarseOutput
 from matting_core.config import ModelConfig
 from matting_core.neighbours import Neighbours, find_neighbours
 from matting_core.refiner import Refiner
-from matting_core.regions import Regions, crop_patches, paste_patches, select_top_k, select_uncertain
+from matting_core.regions import (
+    Regions,
+    clear_faint_background,
+    crop_patches,
+    paste_patches,
+    select_top_k,
+    select_uncertain,
+)
 
 
 class StageClock(Protocol):
@@ -157,12 +164,15 @@ class PortraitMattingModel(nn.Module):
         knn: str = "auto",
         clock: StageClock | None = None,
         coarse_scale: float = 1.0,
+        clear_background: float = 0.0,
     ) -> MattingOutput:
         """``image`` (B, 3, H, W) RGB in [0, 1], any H, W. ``region_budget`` = fixed top-K cells per image.
 
         ``clock`` (optional) is told when each stage ends: "coarse", "knn", "refine".
         ``coarse_scale`` < 1 runs only the coarse network on a smaller copy of the frame; its 1/8 logits are
         resampled to the full frame's 1/8 grid, so regions are still cut and refined at full resolution.
+        ``clear_background`` > 0: final alpha below it in background cells is set to 0
+        (``regions.clear_faint_background``; 0 = the paper's plain paste, what training uses).
         """
         use_cra = self.cfg.use_cra if use_cra is None else use_cra
         h, w = image.shape[-2:]
@@ -178,6 +188,7 @@ class PortraitMattingModel(nn.Module):
             return find_neighbours(coords, batch, k, knn, images=images)
 
         alpha, refined = self.refine_stage(padded, up, regions, use_cra, search, clock or NO_CLOCK)
+        alpha = clear_faint_background(alpha, coarse.trimap_logits, clear_background, self.cfg.region_size)
         return MattingOutput(
             alpha=alpha[..., :h, :w],
             upsampled_alpha=up[..., :h, :w],

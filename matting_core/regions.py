@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-UNKNOWN = 1  # trimap class index of "uncertain" (0 = background, 2 = foreground)
+BACKGROUND, UNKNOWN = 0, 1  # trimap class indices (2 = foreground)
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,22 @@ def paste_patches(image: torch.Tensor, patches: torch.Tensor, regions: Regions, 
     if len(regions):
         _cells(out, r)[regions.batch, regions.y, regions.x] = patches.to(out.dtype)
     return out
+
+
+def clear_faint_background(
+    alpha: torch.Tensor, trimap_logits: torch.Tensor, below: float, r: int = 8
+) -> torch.Tensor:
+    """``alpha`` (B, 1, H, W) with values under ``below`` set to 0 in the cells the trimap calls background.
+
+    ``alpha`` may be the padded frame's or cropped from it at the bottom/right (cells start at the top-left).
+
+    Why: the paper takes "definite background" from the upsampled coarse alpha, assuming it is 0 there; a
+    weak coarse network leaves a faint grey (0.05-0.3) over furniture in cells its own trimap head calls
+    background, which shows the old room through the new background. Values at or above ``below`` are kept,
+    so a person part the trimap misses is not cut out. ``below`` <= 0 returns ``alpha`` unchanged.
+    """
+    if below <= 0:
+        return alpha
+    bg = (trimap_logits.argmax(dim=1, keepdim=True) == BACKGROUND).repeat_interleave(r, 2).repeat_interleave(r, 3)
+    bg = bg[..., : alpha.shape[-2], : alpha.shape[-1]]
+    return alpha.masked_fill(bg & (alpha < below), 0.0)

@@ -5,7 +5,7 @@ memory before any frame is processed, more than the whole working set of a 4K fr
 fits comfortably under the RVM peer's 1.3 GB. The glue between the graphs is small and mirrors the model's
 own functions (``matting_core.regions`` select/crop/paste, ``matting_core.neighbours.knn_kdtree``);
 ``tests/matting_core/test_onnx.py`` pins it to PyTorch's output (same regions, same alpha).
-Interface as ``MattingEngine``: ``matte``, ``matte_detailed``, settable ``use_cra`` / ``region_budget``.
+Interface as ``MattingEngine``: ``matte``, ``matte_detailed``, settable ``use_cra`` / ``region_budget`` / ``clear_background``.
 
 Exports with a coarse input scale < 1 (``manifest.coarse_scale``, the quality setting ``MattingEngine`` picks
 automatically) take the frame replicate-padded and shrunk with ``cv2.resize(INTER_AREA)`` in the coarse graph;
@@ -27,13 +27,14 @@ import numpy as np
 
 from matting_core.backends.onnx_manifest import ExportManifest
 from matting_core.backends.ort_session import OrtOptions, OrtSession, create_session
+from matting_core.config import CLEAR_BACKGROUND_BELOW
 from matting_core.kdtree_knn import kdtree_knn
 
 log = logging.getLogger(__name__)
 
 #: Above this many pixels per frame the CPU memory arena is switched off (see ``OrtOptions.memory_arena``).
 ARENA_MAX_PIXELS = 1920 * 1088
-UNKNOWN = 1  # trimap class "uncertain" (0 = background, 2 = foreground), as in matting_core.regions
+BACKGROUND, UNKNOWN = 0, 1  # trimap classes (2 = foreground), as in matting_core.regions
 
 
 @dataclass
@@ -90,6 +91,15 @@ def _resize_chw(t: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(height, width, -1).transpose(2, 0, 1)
 
 
+def clear_faint_background(alpha: np.ndarray, trimap_logits: np.ndarray, below: float, r: int) -> np.ndarray:
+    """``matting_core.regions.clear_faint_background`` in numpy: alpha (B, 1, H, W) under ``below`` -> 0 in
+    the cells whose trimap argmax is background (``below`` <= 0 returns ``alpha`` itself)."""
+    if below <= 0:
+        return alpha
+    bg = (trimap_logits.argmax(axis=1, keepdims=True) == BACKGROUND).repeat(r, axis=2).repeat(r, axis=3)
+    return np.where(bg & (alpha < below), np.float32(0.0), alpha)
+
+
 def knn_regions(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """KD-tree k nearest regions of the same image (rows: (N, 3) = image, y, x); see ``kdtree_knn``."""
     return kdtree_knn(rows[:, 1:], rows[:, 0], k)
@@ -103,7 +113,7 @@ class OnnxMattingEngine:
     """
 
     def __init__(self, export_dir: str | Path, options: OrtOptions | None = None, use_cra: bool = True,
-                 region_budget: int | None = None) -> None:
+                 region_budget: int | None = None, clear_background: float = CLEAR_BACKGROUND_BELOW) -> None:
         self.manifest = ExportManifest.load(export_dir)
         if options is None:
             big = self.manifest.width * self.manifest.height > ARENA_MAX_PIXELS
@@ -115,6 +125,7 @@ class OnnxMattingEngine:
             False: create_session(d / self.manifest.files["refine_nocra"], options),
         }
         self.use_cra = use_cra
+        self.clear_background = clear_background  # as EngineOptions.clear_background
         self._budget: int | None = None
         self.region_budget = region_budget if self.manifest.budget is None else self.manifest.budget
         self.knn_k = self.manifest.knn_k
@@ -171,6 +182,7 @@ class OnnxMattingEngine:
             refined = self.refiners[self.use_cra].run(feed)[0]
             alpha = up.copy()
             _cells(alpha, r)[rows[:, 0], rows[:, 1], rows[:, 2]] = refined
+        alpha = clear_faint_background(alpha, trimap_logits, self.clear_background, r)
         t_refine = time.perf_counter()
         result = OnnxMatteResult(
             alpha=np.ascontiguousarray(alpha[0, 0, :h, :w]),

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from matting_core.config import CLEAR_BACKGROUND_BELOW
 from matting_core.gpu_composite import composite_torch
 from matting_core.model import PortraitMattingModel
 from matting_core.neighbours import Neighbours, knn_pairwise
@@ -57,6 +58,7 @@ class TorchRuntimeOptions:
     channels_last: bool = True
     fused_attention: bool = True
     cuda_graph: bool = True
+    clear_background: float = CLEAR_BACKGROUND_BELOW  # as EngineOptions.clear_background
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
@@ -88,14 +90,16 @@ def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours
 
 
 def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int, use_cra: bool,
-                   clock: Any = None, knn: str = "pairwise") -> tuple[torch.Tensor, int]:
+                   clock: Any = None, knn: str = "pairwise",
+                   clear_background: float = 0.0) -> tuple[torch.Tensor, int]:
     """The model's forward with a fixed region budget, free of host syncs (CUDA-graph safe).
 
     With a budget the model tells the pairwise search the image count, so top-K selection, KNN and
     refinement make no host sync; returns the alpha (B, 1, H, W) and the region count. ``knn`` as in the
     model's forward ("kdtree" gives the same neighbours with a sync: for tests).
     """
-    out = model(image, use_cra=use_cra, region_budget=budget, knn=knn, clock=clock)
+    out = model(image, use_cra=use_cra, region_budget=budget, knn=knn, clock=clock,
+                clear_background=clear_background)
     return out.alpha, len(out.regions)
 
 
@@ -134,14 +138,15 @@ class TorchRuntime:
         image = frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         if self.options.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        budget = self.options.region_budget
+        budget, clear = self.options.region_budget, self.options.clear_background
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None,
                             cache_enabled=False):
             if budget is not None:
-                alpha, self.last_region_count = static_forward(self.model, image, budget, self.options.use_cra, clock)
+                alpha, self.last_region_count = static_forward(self.model, image, budget, self.options.use_cra, clock,
+                                                               clear_background=clear)
             else:
                 knn = "pairwise" if self.is_cuda else "auto"
-                out = self.model(image, use_cra=self.options.use_cra, knn=knn, clock=clock)
+                out = self.model(image, use_cra=self.options.use_cra, knn=knn, clock=clock, clear_background=clear)
                 alpha, self.last_region_count = out.alpha, len(out.regions)
         return alpha.float()
 

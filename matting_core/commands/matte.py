@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from matting_core.config import CLEAR_BACKGROUND_BELOW
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -30,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--coarse-scale", type=float, default=None,
                    help="scale of the coarse pass's input (refinement stays full-res); default: automatic, "
                         "from the resolution the model was trained at")
+    p.add_argument("--clear-background", type=float, default=CLEAR_BACKGROUND_BELOW, metavar="T",
+                   help="set alpha below T to 0 where the coarse trimap says background (removes the faint grey "
+                        "a weak model leaves on furniture; 0 = off, the paper's plain paste; default %(default)s)")
     p.add_argument("--alpha-video", action="store_true", help="write videos' alpha as OUTDIR/<stem>.alpha.avi")
     p.set_defaults(func=run)
 
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = EngineOptions(
             device=args.device, precision=args.precision, use_cra=not args.no_cra, region_budget=args.budget,
-            coarse_scale=args.coarse_scale,
+            coarse_scale=args.coarse_scale, clear_background=args.clear_background,
         )
         engine = MattingEngine.load(args.model, options)
     except (CheckpointError, ValueError) as exc:

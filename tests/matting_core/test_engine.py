@@ -129,3 +129,9 @@ def test_coarse_scale_follows_the_training_size_the_checkpoint_records(tiny_mode
     assert auto.matte(frame).shape == (512, 600)
     with pytest.raises(ValueError, match="coarse_scale"):
         EngineOptions(coarse_scale=2.0)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_clear_background_out_of_range_is_refused(value):
+    with pytest.raises(ValueError, match="clear_background"):
+        EngineOptions(clear_background=value)

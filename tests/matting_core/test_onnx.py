@@ -79,6 +79,21 @@ def test_onnx_engine_mattes_like_pytorch(model, export_dir, frame, use_cra, budg
     assert set(got.timings_ms) == {"coarse", "knn", "refine", "total"}
 
 
+@pytest.mark.parametrize("clear", [0.0, 0.99])
+def test_onnx_engine_clears_background_like_pytorch(model, export_dir, frame, clear):
+    torch_engine = MattingEngine(model, EngineOptions(clear_background=clear))
+    onnx_engine = OnnxMattingEngine(export_dir, CPU1, clear_background=clear)
+    want, got = torch_engine.matte_detailed(frame), onnx_engine.matte_detailed(frame)
+    assert np.abs(got.alpha - want.alpha).max() < 1e-4
+    cleared = (want.trimap == 0).repeat(8, 0).repeat(8, 1)[:H, :W]
+    assert cleared.any()  # the random model calls some cells background, so the clearing is exercised
+    in_bg = got.alpha[cleared]
+    if clear:  # background cells hold 0 or values at or above the threshold, nothing in between
+        assert np.all((in_bg == 0) | (in_bg >= clear)) and (in_bg == 0).mean() > 0.5
+    else:  # the plain paste leaves the coarse net's own (sigmoid, never exactly 0) values
+        assert (in_bg == 0).mean() < 0.01
+
+
 def test_cra_changes_the_onnx_result(export_dir, frame):
     """Guards against the two refinement graphs being the same graph."""
     on = OnnxMattingEngine(export_dir, CPU1, use_cra=True, region_budget=45).matte(frame)

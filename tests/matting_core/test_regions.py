@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from matting_core.regions import Regions, crop_patches, paste_patches, select_top_k, select_uncertain
+from matting_core.backends.onnx_engine import clear_faint_background as clear_numpy
+from matting_core.regions import (
+    Regions,
+    clear_faint_background,
+    crop_patches,
+    paste_patches,
+    select_top_k,
+    select_uncertain,
+)
 
 
 def test_crop_then_paste_is_the_identity():
@@ -36,3 +46,36 @@ def test_select_uncertain_and_top_k():
     assert len(top) == 4 and top.batch.tolist() == [0, 0, 1, 1]
     assert [1, 2] in top.coords[:2].tolist()
     assert top.coords[2:].tolist() == [[0, 0], [3, 4]]
+
+
+def _two_by_three_cells() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 16x24 alpha (2x3 cells of 8 px) at 0.2 everywhere, 0.5 in one background cell, and its trimap:
+    row 0 = background, background, unknown; row 1 = foreground, background, background."""
+    alpha = torch.full((1, 1, 16, 24), 0.2)
+    alpha[0, 0, 8:16, 8:16] = 0.5
+    logits = torch.zeros(1, 3, 2, 3)
+    classes = torch.tensor([[0, 0, 1], [2, 0, 0]])
+    logits.scatter_(1, classes[None, None], 4.0)
+    return alpha, logits
+
+
+def test_clear_faint_background_zeroes_only_faint_alpha_in_background_cells():
+    alpha, logits = _two_by_three_cells()
+    out = clear_faint_background(alpha, logits, 0.3)
+    want = torch.full((2, 3), 0.2)
+    want[0, 0] = want[0, 1] = want[1, 2] = 0.0  # faint background cells
+    want[1, 1] = 0.5  # a background cell at or above the threshold is kept (a person part the trimap missed)
+    cells = out[0, 0].reshape(2, 8, 3, 8).permute(0, 2, 1, 3)  # (cell y, cell x, 8, 8)
+    assert torch.equal(cells.amin((2, 3)), want) and torch.equal(cells.amax((2, 3)), want)
+    assert float(alpha[0, 0, 0, 0]) == pytest.approx(0.2)  # pure: the input is untouched
+    assert clear_faint_background(alpha, logits, 0.0) is alpha  # 0 = the paper's plain paste
+
+
+def test_clear_faint_background_takes_a_cropped_alpha_and_numpy_agrees():
+    alpha, logits = _two_by_three_cells()
+    cropped = alpha[..., :13, :21]  # the frame before padding to the cell grid
+    out = clear_faint_background(cropped, logits, 0.3)
+    assert out.shape == cropped.shape
+    assert torch.equal(out, clear_faint_background(alpha, logits, 0.3)[..., :13, :21])
+    np.testing.assert_array_equal(clear_numpy(alpha.numpy(), logits.numpy(), 0.3, 8),
+                                  clear_faint_background(alpha, logits, 0.3).numpy())
