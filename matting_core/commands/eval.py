@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from matting_core.config import CLEAR_BACKGROUND_BELOW
+from matting_core.commands.options import add_clear_background
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="scale of the coarse pass's input: 1 (default: the benchmark protocol, the coarse pass "
                         "sees the image as given), a number in [0.1, 1], or 'auto' (the engine's default: "
                         "the resolution the checkpoint was trained at)")
-    p.add_argument("--clear-background", type=float, default=CLEAR_BACKGROUND_BELOW, metavar="T",
-                   help="set alpha below T to 0 where the coarse trimap says background (removes the faint grey "
-                        "a weak model leaves on furniture; 0 = off, the paper's plain paste; default %(default)s)")
+    add_clear_background(p)
     p.add_argument("--out", type=Path, help="folder for predictions (with --data) and the markdown report")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics as JSON here")
     p.add_argument("--worst", type=int, default=6, help="rows in the worst-cases picture")

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from matting_core.config import CLEAR_BACKGROUND_BELOW
+from matting_core.commands.options import add_clear_background
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--coarse-scale", type=float, default=None,
                    help="scale of the coarse pass's input (refinement stays full-res); default: automatic, "
                         "from the resolution the model was trained at")
-    p.add_argument("--clear-background", type=float, default=CLEAR_BACKGROUND_BELOW, metavar="T",
-                   help="set alpha below T to 0 where the coarse trimap says background (removes the faint grey "
-                        "a weak model leaves on furniture; 0 = off, the paper's plain paste; default %(default)s)")
+    add_clear_background(p)
     p.add_argument("--alpha-video", action="store_true", help="write videos' alpha as OUTDIR/<stem>.alpha.avi")
     p.set_defaults(func=run)
 

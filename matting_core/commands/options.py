@@ -1,0 +1,14 @@
+"""Command-line options shared by several subcommands (one definition, one help text)."""
+
+from __future__ import annotations
+
+import argparse
+
+from matting_core.config import CLEAR_BACKGROUND_BELOW
+
+
+def add_clear_background(p: argparse.ArgumentParser) -> None:
+    """``--clear-background T``: the engine's ``EngineOptions.clear_background``."""
+    p.add_argument("--clear-background", type=float, default=CLEAR_BACKGROUND_BELOW, metavar="T",
+                   help="set alpha below T to 0 where the coarse trimap says background (removes the faint grey "
+                        "a weak model leaves on furniture; 0 = off, the paper's plain paste; default %(default)s)")

@@ -1,0 +1,60 @@
+"""``mattecam matte``: 8-bit alpha PNGs per image, background clearing on by default, clear errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from matting_core.checkpoint import save_checkpoint
+from matting_core.cli import main
+
+
+@pytest.fixture
+def background_ckpt(tiny_model, tmp_path):
+    """The tiny model with its trimap head biased to "background" everywhere (pixel shuffle: output class c
+    reads input channels 4c..4c+3), so clearing has cells to act on whatever the random weights are."""
+    with torch.no_grad():
+        tiny_model.coarse.head8.trimap.conv.bias[:4] += 20.0
+    return save_checkpoint(tiny_model, tmp_path / "bg.safetensors")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "in" / "person.png"
+    path.parent.mkdir()
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (96, 136, 3), dtype=np.uint8))
+    return path
+
+
+def _matte(photo, ckpt, out, *extra) -> np.ndarray:
+    assert main(["matte", str(photo), "-o", str(out), "--model", str(ckpt), *extra]) == 0
+    alpha = cv2.imread(str(out / "person.png"), cv2.IMREAD_UNCHANGED)
+    assert alpha.shape == (96, 136) and alpha.dtype == np.uint8
+    return alpha
+
+
+def test_clearing_zeroes_faint_background_and_zero_turns_it_off(background_ckpt, photo, tmp_path):
+    plain = _matte(photo, background_ckpt, tmp_path / "plain", "--clear-background", "0")
+    strict = _matte(photo, background_ckpt, tmp_path / "strict", "--clear-background", "0.99")
+    default = _matte(photo, background_ckpt, tmp_path / "default")
+    assert (plain > 0).mean() > 0.9  # the plain paste keeps the coarse sigmoid everywhere
+    assert np.all((strict == 0) | (strict >= 252))  # every cell is background: only values >= 0.99 survive
+    faint, kept = plain < 0.3 * 255 - 1, plain > 0.3 * 255 + 1  # 1 level off the threshold: 8-bit rounding
+    assert np.all(default[faint] == 0) and np.array_equal(default[kept], plain[kept])
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.2"])
+def test_clear_background_out_of_range_is_a_clear_error(background_ckpt, photo, tmp_path, capsys, value):
+    assert main(["matte", str(photo), "-o", str(tmp_path / "o"), "--model", str(background_ckpt),
+                 "--clear-background", value]) == 1
+    assert "clear_background must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_is_reported_and_the_rest_still_matted(background_ckpt, photo, tmp_path, capsys):
+    bad = photo.parent / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    assert main(["matte", str(photo.parent), "-o", str(tmp_path / "o"), "--model", str(background_ckpt)]) == 1
+    assert (tmp_path / "o" / "person.png").is_file()
+    assert "broken.jpg: not a readable image, skipped" in capsys.readouterr().err
