@@ -8,7 +8,8 @@ people source, chosen by hash; room scenes that were not packed):
   onto unseen room scenes at 1280x720 (`--frame`), so the ground truth is exact and the teacher *is* scored.
 Modes: the model with CRA, without CRA (same weights), coarse only (the bilinearly upsampled coarse alpha),
 all three with the engine's clearing of faint alpha in background cells (``--clear-background``), the
-model with CRA and the paper's plain paste (no clearing), and the teacher. Metrics: SAD, SAD-T (30x30 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
+model with CRA and the paper's plain paste (no clearing), and the teacher. Metrics: SAD, SAD-T (30x30
+benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
 The issue's own eyeball check comes out too: ``named_photos.jpg``, scikit-image's astronaut and matplotlib's
 Grace Hopper (image | alpha | composite), when those two packages are installed (``.[dev,train]``).
 ``--seen`` builds both sets from training material instead (packed people, packed scenes): a model as bad

@@ -5,7 +5,8 @@ memory before any frame is processed, more than the whole working set of a 4K fr
 fits comfortably under the RVM peer's 1.3 GB. The glue between the graphs is small and mirrors the model's
 own functions (``matting_core.regions`` select/crop/paste, ``matting_core.neighbours.knn_kdtree``);
 ``tests/matting_core/test_onnx.py`` pins it to PyTorch's output (same regions, same alpha).
-Interface as ``MattingEngine``: ``matte``, ``matte_detailed``, settable ``use_cra`` / ``region_budget`` / ``clear_background``.
+Interface as ``MattingEngine``: ``matte``, ``matte_detailed``, settable ``use_cra`` / ``region_budget`` /
+``clear_background``.
 
 Exports with a coarse input scale < 1 (``manifest.coarse_scale``, the quality setting ``MattingEngine`` picks
 automatically) take the frame replicate-padded and shrunk with ``cv2.resize(INTER_AREA)`` in the coarse graph;
