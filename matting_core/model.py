@@ -76,11 +76,13 @@ def pad_frame(image: torch.Tensor, multiple: int, min_side: int = MIN_SIDE) -> t
     return image, h, w
 
 
-def scaled_cells(height: int, width: int, scale: float, region_size: int) -> tuple[int, int]:
-    """Rows and columns of the scaled coarse pass's 1/``region_size`` logits that cover the ``height`` x
-    ``width`` padded frame (the scaled frame's own padding excluded). Shared with the ONNX export, whose
-    coarse graph must crop exactly these cells."""
-    return max(1, round(round(height * scale) / region_size)), max(1, round(round(width * scale) / region_size))
+def scaled_size(height: int, width: int, scale: float, multiple: int) -> tuple[int, int]:
+    """The scaled coarse input for a ``height`` x ``width`` padded frame: each side times ``scale``, rounded to
+    whole ``multiple``s (patches), so the coarse net never sees a part-padded patch row. Why: 448/1080 of a
+    1088-row frame is 451 rows, padded to 464: a patch row of replicated bottom edge that a model trained on
+    448 px squares never saw. Shared with the ONNX export, whose coarse graph takes this size."""
+    return (max(multiple, round(height * scale / multiple) * multiple),
+            max(multiple, round(width * scale / multiple) * multiple))
 
 
 class PortraitMattingModel(nn.Module):
@@ -97,15 +99,13 @@ class PortraitMattingModel(nn.Module):
         if scale >= 1.0:
             return self.coarse(padded)
         hp, wp = padded.shape[-2:]
-        small, _, _ = pad_frame(
-            F.interpolate(padded, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True),
-            self.cfg.patch_size,
-        )
-        out = self.coarse(small)
+        hs, ws = scaled_size(hp, wp, scale, self.cfg.patch_size)
+        small = F.interpolate(padded, size=(hs, ws), mode="bilinear", align_corners=False, antialias=True)
+        out = self.coarse(pad_frame(small, self.cfg.patch_size)[0])  # pads only below MIN_SIDE
         r = self.cfg.region_size
-        # Logits of the scaled frame's cells, on the full frame's cell grid (the scaled frame's own padding
-        # is cut off first, so cell centres line up).
-        rows, cols = scaled_cells(hp, wp, scale, r)
+        # The scaled frame covers the whole padded frame, so its 1/8 logits (less any MIN_SIDE padding)
+        # resample straight onto the full frame's cell grid.
+        rows, cols = hs // r, ws // r
 
         def regrid(t: torch.Tensor) -> torch.Tensor:
             return F.interpolate(t[..., :rows, :cols], size=(hp // r, wp // r), mode="bilinear", align_corners=False)

@@ -10,8 +10,8 @@ An export directory holds ``coarse.onnx``, ``refine_cra.onnx``, ``refine_nocra.o
 (sizes, budget, coarse scale, model config, and the max |ONNX - PyTorch| measured right after the export).
 
 Coarse input scale ``s`` < 1 (``PortraitMattingModel.forward(coarse_scale=s)``): the coarse graph is exported
-for the replicate-padded frame already resized by ``s`` (uint8, floor(Hp*s) x floor(Wp*s), the size torch's
-``interpolate(scale_factor=s)`` gives) and returns only the two 1/8 logits. The resize stays outside the graph
+for the replicate-padded frame already resized by ``s`` (uint8, Hp*s x Wp*s each rounded to whole 16 px
+patches: ``model.scaled_size``) and returns only the two 1/8 logits. The resize stays outside the graph
 so the graph's input is the small uint8 frame; the engine does it with ``cv2.resize(INTER_AREA)``, a box
 filter, where the model uses torch's antialiased bilinear (triangle) filter: that is the one place the ONNX
 path differs from PyTorch (bounded in ``tests/matting_core/test_onnx.py``). The crop and the bilinear regrid
@@ -31,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from matting_core.backends.onnx_manifest import COARSE_FILE, FORMAT, REFINE_FILES, ExportManifest
-from matting_core.model import PortraitMattingModel, pad_frame, scaled_cells
+from matting_core.model import PortraitMattingModel, pad_frame, scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +78,9 @@ class CoarseLogits(nn.Module):
 class CoarseGeometry:
     """Sizes of the coarse pass for one frame size and scale, computed exactly as ``PortraitMattingModel``.
 
-    padded: the frame replicate-padded by ``pad_frame``; size: the padded frame scaled by ``scale`` (what
-    ``F.interpolate(scale_factor=scale)`` returns: floor); cells: the rows/cols of the scaled frame's 1/8
-    logits kept before regridding (its own padding cut off).
+    padded: the frame replicate-padded by ``pad_frame``; size: the padded frame scaled by ``scale``, each side
+    rounded to whole patches (``model.scaled_size``); cells: the rows/cols of the scaled frame's 1/8 logits
+    kept before regridding (any ``MIN_SIDE`` padding cut off).
     """
 
     scale: float
@@ -97,9 +96,9 @@ def coarse_geometry(model: PortraitMattingModel, width: int, height: int, scale:
     hp, wp = pad_frame(torch.empty(1, 1, height, width), model.cfg.patch_size)[0].shape[-2:]
     if scale >= 1.0:
         return CoarseGeometry(1.0, (hp, wp), (hp, wp), (hp // model.cfg.region_size, wp // model.cfg.region_size))
-    small = F.interpolate(torch.empty(1, 1, hp, wp), scale_factor=scale, mode="nearest").shape[-2:]
-    cells = scaled_cells(hp, wp, scale, model.cfg.region_size)
-    return CoarseGeometry(float(scale), (hp, wp), (int(small[0]), int(small[1])), cells)
+    small = scaled_size(hp, wp, scale, model.cfg.patch_size)
+    r = model.cfg.region_size
+    return CoarseGeometry(float(scale), (hp, wp), small, (small[0] // r, small[1] // r))
 
 
 class RefineCra(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from matting_core.config import ConfigError, ModelConfig
-from matting_core.model import PortraitMattingModel
+from matting_core.model import PortraitMattingModel, scaled_size
 from matting_core.regions import UNKNOWN
 from matting_core.swin_masked import swin_features
 
@@ -126,6 +126,22 @@ def test_scaled_coarse_pass_still_refines_at_full_resolution(tiny_model):
         outside[..., y * 8 : y * 8 + 8, xx * 8 : xx * 8 + 8] = False
     assert torch.equal(half.alpha[outside], half.upsampled_alpha[outside])
     assert not torch.allclose(half.coarse_alpha_logits, full.coarse_alpha_logits)
+
+
+def test_scaled_coarse_input_is_whole_patches(tiny_model):
+    """224/540 of a 544-row padded frame is 225.6 rows: the coarse net must get 224 (14 whole patches), not 225
+    padded to 240 with a patch row of replicated bottom edge, which a model trained at 224 never saw."""
+    seen = []
+    hook = tiny_model.coarse.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        with torch.no_grad():
+            out = tiny_model(torch.rand(1, 3, 540, 960), region_budget=8, coarse_scale=224 / 540)
+    finally:
+        hook.remove()
+    assert seen == [(224, 400)]  # 960 * 0.415 = 398 -> 400
+    assert out.trimap_logits.shape[-2:] == (68, 120)  # the full padded frame's 1/8 grid (544 x 960)
+    assert scaled_size(544, 960, 224 / 540, 16) == (224, 400)
+    assert scaled_size(40, 40, 0.1, 16) == (16, 16)  # never below one patch
 
 
 def test_budgeted_training_search_picks_the_kdtree_neighbours(tiny_model):

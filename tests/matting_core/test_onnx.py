@@ -202,15 +202,16 @@ def area_downscale(monkeypatch):
 
 def test_scaled_export_records_the_model_geometry(scaled_dir):
     m = ExportManifest.load(scaled_dir)
-    # 248x232 pads to 256x240; half of that is 128x120, whose 1/8 grid is 16x15 cells (regridded to 32x30)
+    # 248x232 pads to 256x240; half of that is 128x120, rounded to whole 16 px patches 128x128, whose 1/8 grid
+    # is 16x16 cells (regridded to 32x30)
     assert (m.coarse_scale, m.padded_width, m.padded_height) == (SCALE, 256, 240)
-    assert (m.coarse_width, m.coarse_height, m.coarse_cells) == (128, 120, (15, 16))
+    assert (m.coarse_width, m.coarse_height, m.coarse_cells) == (128, 128, (16, 16))
     assert set(m.max_abs_diff) == {"coarse.alpha_logits", "coarse.trimap_logits", "refine_cra", "refine_nocra"}
     assert max(m.max_abs_diff.values()) < 1e-4
     import onnx
 
     dims = onnx.load(scaled_dir / m.files["coarse"]).graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_value for d in dims] == [1, 120, 128, 3]
+    assert [d.dim_value for d in dims] == [1, 128, 128, 3]
 
 
 @pytest.mark.parametrize(("use_cra", "budget"), [(True, None), (False, 45)])
@@ -294,9 +295,9 @@ def test_export_command_picks_the_engines_automatic_coarse_scale(tiny_ckpt, tmp_
     ckpt = tiny_ckpt
     out = tmp_path / "auto"
     assert main(["export-onnx", "--model", str(ckpt), "--size", f"{W}x{H}", "--out", str(out)]) == 0
-    assert "coarse pass on 128x120 (scale 0.5, automatic)" in capsys.readouterr().out
+    assert "coarse pass on 128x128 (scale 0.5, automatic)" in capsys.readouterr().out
     m = ExportManifest.load(out)
-    assert (m.coarse_scale, m.coarse_width, m.coarse_height) == (0.5, 128, 120)
+    assert (m.coarse_scale, m.coarse_width, m.coarse_height) == (0.5, 128, 128)
 
 
 @pytest.mark.parametrize("value", ["0.05", "1.5"])
