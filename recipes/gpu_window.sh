@@ -8,7 +8,8 @@
 # third of the full step's time on a 2-core CPU; not yet measured on a GPU, where the profile printed at the
 # start of training says whether the refiner's regions bound the full step), EMPTY=0.1 (share of composites
 # without a person, train_default --empty; the tenth, CPU, window used 0.1), SIZE=448 (training frame size,
-# train_default --size, default 512; the seventeenth, CPU, window trained at 448: models/README.md).
+# train_default --size, default 512; the seventeenth, CPU, window trained at 448: models/README.md),
+# FRAME_CUT=1 (train_default --frame-cut: head-and-shoulder crops pasted webcam-style too).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/ckpt
@@ -26,6 +27,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
   fi
   init_args=()
   if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
+  if [ "${FRAME_CUT:-0}" = 1 ]; then init_args+=(--frame-cut); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
     --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}" \
     --stage "${STAGE:-all}" --empty "${EMPTY:-0}" --size "${SIZE:-512}"

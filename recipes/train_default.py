@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--empty", type=float, default=0.0,
                     help="share of composites with no person in them (room only, alpha 0): teaches that furniture "
                          "is not a person (PackedMix.empty)")
+    ap.add_argument("--frame-cut", action="store_true",
+                    help="also paste people the photo's frame cut at the top or sides (most head-and-shoulder "
+                         "crops), with the cut outside the new frame, like a webcam user (PackedMix.frame_cut_people)")
     ap.add_argument("--photos", type=float, default=PackedMix.original_photo,
                     help="share of the batch that is whole photos with their own backgrounds; the difference "
                          "from the default comes out of room-scene composites (PackedMix.with_photo_share)")
@@ -121,7 +124,8 @@ def main() -> None:
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
     )
     stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
-                                   limit=args.limit, mix=PackedMix(empty=args.empty).with_photo_share(args.photos))
+                                   limit=args.limit, mix=PackedMix(empty=args.empty, frame_cut_people=args.frame_cut)
+                                   .with_photo_share(args.photos))
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
     weights = LossWeights()
     log_path = args.log or args.out.with_suffix(".csv")
@@ -139,7 +143,7 @@ def main() -> None:
 
     def save(tag: str) -> None:
         extra = {"step": step, "samples_this_run": seen, "size": args.size, "stage": args.stage, "empty": args.empty,
-                 "minutes": (time.time() - start) / 60}
+                 "frame_cut": args.frame_cut, "minutes": (time.time() - start) / 60}
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":

@@ -41,6 +41,14 @@ class PackedMix:
     empty: float = 0.0
     person_height: tuple[float, float] = (0.35, 1.6)  # person height / frame height
     bottom_anchored: float = 0.65
+    # Paste people whom the photographer's frame cut at the top or sides too (most head-and-shoulder crops:
+    # 1,163 of the 1,300 in the pack), placed so that each cut edge stays outside the new frame, as in a
+    # webcam picture whose shoulders run off its sides. Off, such people appear only as whole photos with
+    # their own backgrounds, and room composites are ~73% full-body street photos.
+    frame_cut_people: bool = False
+    # ... but only those whose matte covers less than this share of their photo: a tight face crop (median
+    # cover 0.73 among the cut people) pasted with its cuts outside fills the whole frame and shows no room.
+    frame_cut_max_cover: float = 0.6
     noise_std: float = 0.03
     blur: float = 0.3
 
@@ -184,12 +192,22 @@ class PackedCompositeStream:
         self.canvas = canvas
         # Where the matte runs into the photo's border the person was cut by the photographer's frame. Pasted
         # into a new frame, such a cut must stay outside it: people cut at the top/left/right are only used
-        # as whole photos; people cut at the bottom are always bottom-anchored past the frame's edge.
+        # as whole photos (unless PackedMix.frame_cut_people); people cut at the bottom are always
+        # bottom-anchored past the frame's edge.
         touch = torch.tensor([_border_touch(p[0][:, :, 3], p[1], p[2]) for p in people], device=self.device)
+        self.cut = touch  # (N, 4) bool: top, left, right, bottom
         self.cut_bottom = touch[:, 3]
         self.pasteable = torch.nonzero(~(touch[:, 0] | touch[:, 1] | touch[:, 2])).flatten()
         if self.pasteable.numel() == 0:
             self.pasteable = torch.arange(len(people), device=self.device)
+        # First person of a composite: with frame_cut_people anyone (the placement keeps cuts outside the
+        # frame); second people stay uncut ones, so a frame-filling crop does not bury the first person.
+        self.first_people = self.pasteable
+        if self.mix.frame_cut_people:
+            cover = torch.tensor([float(p[0][:, :, 3].sum()) / (255.0 * p[1] * p[2]) for p in people],
+                                 device=self.device)
+            framed = (touch[:, 0] | touch[:, 1] | touch[:, 2]) & (cover < self.mix.frame_cut_max_cover)
+            self.first_people = torch.cat([self.pasteable, torch.nonzero(framed).flatten()])
         fgs = []
         for chunk in self.people.split(256):
             c = chunk.float() / 255.0
@@ -213,6 +231,9 @@ class PackedCompositeStream:
 
     def _pick_pasteable(self, n: int) -> torch.Tensor:
         return self.pasteable[self._pick(n, self.pasteable.shape[0])]
+
+    def _pick_first(self, n: int) -> torch.Tensor:
+        return self.first_people[self._pick(n, self.first_people.shape[0])]
 
     def _pick(self, n: int, high: int) -> torch.Tensor:
         return torch.randint(0, max(high, 1), (n,), device=self.device, generator=self.gen)
@@ -245,14 +266,26 @@ class PackedCompositeStream:
         height = self._u(n, *m.person_height)
         z = height / hw[:, 0]  # zoom: canvas units per output unit = 1 / z
         cut = self.cut_bottom[idx]
-        angle = self._u(n, -0.17, 0.17) * torch.where(cut, 0.25, 1.0)
+        top, left, right = self.cut[idx, 0], self.cut[idx, 1], self.cut[idx, 2]
+        sides = top | left | right  # only with frame_cut_people: first_people holds no such person otherwise
+        # No rotation where a cut edge must stay outside the frame: the limits below assume an upright person.
+        angle = self._u(n, -0.17, 0.17) * torch.where(cut, 0.25, 1.0) * torch.where(sides, 0.0, 1.0)
         flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
-        cos, sin = torch.cos(angle) / z, torch.sin(angle) / z
         tx = self._u(n, -0.6, 0.6) * hw[:, 1]
-        # Bottom-anchored: the content's lower edge lies at or below the frame's bottom edge (canvas y = hw).
-        bottom = hw[:, 0] - 1.0 / z - self._u(n, 0.0, 0.15) * hw[:, 0]
+        sink = self._u(n, 0.0, 0.15)  # how far a bottom-anchored person's lower edge sinks below the frame
         anchored = cut | (self._u(n, 0, 1) < m.bottom_anchored)
+        # The frame covers canvas [t - 1/z, t + 1/z] on each axis (flip or not); the content spans [-hw, hw].
+        # Cut at both sides: the content must be at least as wide as the frame; cut at the top of a
+        # bottom-anchored person: tall enough to reach from below the frame's bottom to above its top.
+        z = torch.where(left & right, torch.maximum(z, 1.0 / hw[:, 1]), z)
+        z = torch.where(top & anchored, torch.maximum(z, 2.0 / ((2.0 - sink) * hw[:, 0])), z)
+        tx = torch.where(left, torch.maximum(tx, 1.0 / z - hw[:, 1]), tx)
+        tx = torch.where(right, torch.minimum(tx, hw[:, 1] - 1.0 / z), tx)
+        # Bottom-anchored: the content's lower edge lies at or below the frame's bottom edge (canvas y = hw).
+        bottom = hw[:, 0] - 1.0 / z - sink * hw[:, 0]
         ty = torch.where(anchored, bottom, self._u(n, -0.5, 0.5) * hw[:, 0])
+        ty = torch.where(top & ~anchored, torch.maximum(ty, 1.0 / z - hw[:, 0]), ty)
+        cos, sin = torch.cos(angle) / z, torch.sin(angle) / z
         return torch.stack(
             [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
         )
@@ -319,7 +352,7 @@ class PackedCompositeStream:
         kind = torch.where(r >= m.scene, torch.ones_like(kind), kind)  # own background
         kind = torch.where(r >= m.scene + m.own_background, torch.full_like(kind, 2), kind)  # wallpaper
         original = r >= m.scene + m.own_background + m.wallpaper
-        idx = torch.where(original, self._pick(n, self.people.shape[0]), self._pick_pasteable(n))
+        idx = torch.where(original, self._pick(n, self.people.shape[0]), self._pick_first(n))
 
         composite = ~original
         # Composites that get a person (PackedMix.empty). No draw at empty == 0, so the random stream, and with

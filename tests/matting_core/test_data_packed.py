@@ -98,3 +98,79 @@ def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
     for bad in (0.9, -0.1):
         with pytest.raises(ValueError, match="whole-photo share"):
             PackedMix().with_photo_share(bad)
+
+
+@pytest.fixture(scope="module")
+def cut_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three people in pure colours: blue, uncut (an ellipse); red, a bust cut by the photo's left, right
+    and bottom edges (shoulders running off the frame); green, cut by the left edge only."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from matting_core.data.packed import write_blob
+
+    out = tmp_path_factory.mktemp("cut_pack")
+    ellipse = np.zeros((120, 90), np.uint8)
+    cv2.ellipse(ellipse, (45, 60), (25, 40), 0, 0, 360, 255, -1)
+    bust = np.zeros((120, 90), np.uint8)
+    cv2.ellipse(bust, (45, 40), (20, 28), 0, 0, 360, 255, -1)
+    bust[72:] = 255
+    left = np.zeros((120, 90), np.uint8)
+    cv2.ellipse(left, (0, 60), (40, 40), 0, 0, 360, 255, -1)
+    rgb, alpha = [], []
+    for a, colour in ((ellipse, (255, 0, 0)), (bust, (0, 0, 255)), (left, (0, 255, 0))):  # BGR
+        rgb.append(cv2.imencode(".png", np.full((120, 90, 3), colour, np.uint8))[1].tobytes())
+        alpha.append(cv2.imencode(".png", a)[1].tobytes())
+    scenes = [cv2.imencode(".png", np.full((64, 64, 3), v, np.uint8))[1].tobytes() for v in (60, 120, 180)]
+    index = {
+        "people": [{"source": "test", "stem": str(i), "boxes": []} for i in range(3)],
+        "people_rgb": write_blob(out, "people_rgb", rgb),
+        "people_alpha": write_blob(out, "people_alpha", alpha),
+        "backgrounds": write_blob(out, "backgrounds", scenes),
+        "background_kind": ["scene"] * 3,
+    }
+    (out / "index.json").write_text(json.dumps(index))
+    return out
+
+
+def _cut_rows(cut_pack: Path, frame_cut: bool, batches: int = 6, max_cover: float = 0.6
+              ) -> dict[str, list[torch.Tensor]]:
+    """The alpha of each composite, grouped by which person's colour fills it."""
+    stream = PackedCompositeStream(cut_pack, size=64, batch_size=16, device="cpu", seed=5, canvas=128,
+                                   mix=PackedMix(scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0,
+                                                 second_person=0.0, noise_std=0.0, blur=0.0,
+                                                 frame_cut_people=frame_cut, frame_cut_max_cover=max_cover))
+    assert stream.cut.tolist() == [[False] * 4, [False, True, True, True], [False, True, False, False]]
+    rows: dict[str, list[torch.Tensor]] = {"blue": [], "red": [], "green": []}
+    for _ in range(batches):
+        b = stream.next_batch()
+        for fg, a in zip(b.fg, b.alpha[:, 0], strict=True):
+            mean = fg[:, a > 0.9].mean(1)  # the person's colour (after lighting jitter)
+            rows[("red", "green", "blue")[int(mean.argmax())]].append(a)
+    return rows
+
+
+def test_people_cut_by_the_photo_frame_are_pasted_with_the_cut_outside_the_new_frame(cut_pack: Path):
+    rows = _cut_rows(cut_pack, frame_cut=True)
+    assert all(len(r) >= 10 for r in rows.values()), {k: len(v) for k, v in rows.items()}
+    for a in rows["red"]:
+        # A bust whose shoulders run off the photo's sides and bottom fills the frame's whole lower edge:
+        # had a cut edge been pasted inside the frame, the bottom rows would end at a straight line.
+        assert a[-4:].min() > 0.9
+    for a in rows["green"]:
+        # Cut at one side: it touches one side of the new frame (either one: the stream flips).
+        assert max(float(a[:, 0].max()), float(a[:, -1].max())) > 0.9
+    assert any(float(a[-1].min()) < 0.1 for a in rows["blue"]), "uncut people keep free positions"
+
+
+def test_without_frame_cut_people_only_uncut_people_are_pasted(cut_pack: Path):
+    rows = _cut_rows(cut_pack, frame_cut=False)
+    assert len(rows["blue"]) == 96 and not rows["red"] and not rows["green"]
+
+
+def test_frame_filling_crops_are_left_out(cut_pack: Path):
+    # The bust's matte covers ~54% of its photo, the one-sided cut ~25%: a 0.4 cap keeps only the latter.
+    rows = _cut_rows(cut_pack, frame_cut=True, max_cover=0.4)
+    assert not rows["red"] and len(rows["green"]) >= 10 and len(rows["blue"]) >= 10
