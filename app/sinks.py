@@ -213,11 +213,13 @@ class RecorderSink:
     def close(self) -> None:
         """Finish the file (safe from any thread; later sends are ignored)."""
         with self._lock:
-            self._closed = True
             if self._writer is not None:
                 self._writer.release()
                 self._writer = None
                 log.info("recorded %d frames to %s", self.frames_written, self.path)
+            # Only now: ``closed`` is read without the lock (the GUI polls it to say the file is ready), and
+            # set before release() it let a reader open an mp4 whose index was not yet written.
+            self._closed = True
 
 
 class PreviewSink:
