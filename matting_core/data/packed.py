@@ -200,8 +200,9 @@ class PackedCompositeStream:
         self.pasteable = torch.nonzero(~(touch[:, 0] | touch[:, 1] | touch[:, 2])).flatten()
         if self.pasteable.numel() == 0:
             self.pasteable = torch.arange(len(people), device=self.device)
-        # First person of a composite: with frame_cut_people anyone (the placement keeps cuts outside the
-        # frame); second people stay uncut ones, so a frame-filling crop does not bury the first person.
+        # First person of a composite: with frame_cut_people also the cut people below the cover cap (the
+        # placement keeps their cuts outside the frame); second people stay uncut ones, so a large framed
+        # crop does not bury the first person.
         self.first_people = self.pasteable
         if self.mix.frame_cut_people:
             cover = torch.tensor([float(p[0][:, :, 3].sum()) / (255.0 * p[1] * p[2]) for p in people],
