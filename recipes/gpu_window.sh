@@ -25,11 +25,11 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
     timeout 240 python3 scripts/gpu_check.py --out "$OUT/gpu_check.json" --time-budget "${CHECK_BUDGET:-150}"
     echo "gpu_check exit $?"
   fi
-  init_args=()
-  if [ -n "${INIT:-}" ]; then init_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
-  if [ "${FRAME_CUT:-0}" = 1 ]; then init_args+=(--frame-cut); fi
+  run_args=()
+  if [ -n "${INIT:-}" ]; then run_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
+  if [ "${FRAME_CUT:-0}" = 1 ]; then run_args+=(--frame-cut); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
-    --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${init_args[@]}" \
+    --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${run_args[@]}" \
     --stage "${STAGE:-all}" --empty "${EMPTY:-0}" --size "${SIZE:-512}"
   echo "train exit $?"
 } 2>&1 | tee "$OUT/run.log"

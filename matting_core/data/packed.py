@@ -196,8 +196,8 @@ class PackedCompositeStream:
         # bottom-anchored past the frame's edge.
         touch = torch.tensor([_border_touch(p[0][:, :, 3], p[1], p[2]) for p in people], device=self.device)
         self.cut = touch  # (N, 4) bool: top, left, right, bottom
-        self.cut_bottom = touch[:, 3]
-        self.pasteable = torch.nonzero(~(touch[:, 0] | touch[:, 1] | touch[:, 2])).flatten()
+        cut_inside = touch[:, :3].any(1)  # cut where a new frame would show it: top, left or right
+        self.pasteable = torch.nonzero(~cut_inside).flatten()
         if self.pasteable.numel() == 0:
             self.pasteable = torch.arange(len(people), device=self.device)
         # First person of a composite: with frame_cut_people also the cut people below the cover cap (the
@@ -207,7 +207,7 @@ class PackedCompositeStream:
         if self.mix.frame_cut_people:
             cover = torch.tensor([float(p[0][:, :, 3].sum()) / (255.0 * p[1] * p[2]) for p in people],
                                  device=self.device)
-            framed = (touch[:, 0] | touch[:, 1] | touch[:, 2]) & (cover < self.mix.frame_cut_max_cover)
+            framed = cut_inside & (cover < self.mix.frame_cut_max_cover)
             self.first_people = torch.cat([self.pasteable, torch.nonzero(framed).flatten()])
         fgs = []
         for chunk in self.people.split(256):
@@ -266,8 +266,7 @@ class PackedCompositeStream:
         hw = self.people_hw[idx] / self.canvas  # content size as a fraction of the canvas
         height = self._u(n, *m.person_height)
         z = height / hw[:, 0]  # zoom: canvas units per output unit = 1 / z
-        cut = self.cut_bottom[idx]
-        top, left, right = self.cut[idx, 0], self.cut[idx, 1], self.cut[idx, 2]
+        top, left, right, cut = self.cut[idx].unbind(1)  # cut = cut at the bottom
         sides = top | left | right  # only with frame_cut_people: first_people holds no such person otherwise
         # No rotation where a cut edge must stay outside the frame: the limits below assume an upright person.
         angle = self._u(n, -0.17, 0.17) * torch.where(cut, 0.25, 1.0) * torch.where(sides, 0.0, 1.0)
