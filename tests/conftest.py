@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -21,27 +22,40 @@ def tiny_cfg() -> ModelConfig:
     )
 
 
+def write_test_pack(out: Path, people_rgb: list[bytes], people_alpha: list[bytes], backgrounds: list[bytes],
+                    background_kind: list[str], boxes: list[list[list[int]]] | None = None) -> Path:
+    """Write encoded people and backgrounds in the layout of ``recipes/pack_data.py``, so each test pack
+    states only its pictures."""
+    index = {
+        "people": [{"source": "test", "stem": str(i), "boxes": boxes[i] if boxes else []}
+                   for i in range(len(people_rgb))],
+        "people_rgb": write_blob(out, "people_rgb", people_rgb),
+        "people_alpha": write_blob(out, "people_alpha", people_alpha),
+        "backgrounds": write_blob(out, "backgrounds", backgrounds),
+        "background_kind": background_kind,
+    }
+    (out / "index.json").write_text(json.dumps(index))
+    return out
+
+
+@pytest.fixture(scope="session")
+def pack_writer() -> Callable[..., Path]:
+    """``write_test_pack`` for test modules that build a pack of their own pictures."""
+    return write_test_pack
+
+
 @pytest.fixture(scope="session")
 def tiny_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four people (an ellipse away from the borders, so all are pasteable), three scenes, two wallpapers,
     one person-free box, written in the layout of ``recipes/pack_data.py``."""
-    out = tmp_path_factory.mktemp("pack")
     rng = np.random.default_rng(0)
-    rgb, alpha, people = [], [], []
-    for i in range(4):
+    rgb, alpha = [], []
+    for _ in range(4):
         img = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
         a = np.zeros((120, 90), np.uint8)
         cv2.ellipse(a, (45, 60), (25, 40), 0, 0, 360, 255, -1)
         rgb.append(cv2.imencode(".jpg", img)[1].tobytes())
         alpha.append(cv2.imencode(".png", cv2.GaussianBlur(a, (5, 5), 0))[1].tobytes())
-        people.append({"source": "test", "stem": str(i), "boxes": [[0, 0, 16]] if i == 0 else []})
     bgs = [cv2.imencode(".jpg", np.full((64, 64, 3), v, np.uint8))[1].tobytes() for v in (40, 90, 140, 190, 240)]
-    index = {
-        "people": people,
-        "people_rgb": write_blob(out, "people_rgb", rgb),
-        "people_alpha": write_blob(out, "people_alpha", alpha),
-        "backgrounds": write_blob(out, "backgrounds", bgs),
-        "background_kind": ["scene"] * 3 + ["wallpaper"] * 2,
-    }
-    (out / "index.json").write_text(json.dumps(index))
-    return out
+    return write_test_pack(tmp_path_factory.mktemp("pack"), rgb, alpha, bgs, ["scene"] * 3 + ["wallpaper"] * 2,
+                           boxes=[[[0, 0, 16]], [], [], []])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,15 +102,11 @@ def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
 
 
 @pytest.fixture(scope="module")
-def cut_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cut_pack(tmp_path_factory: pytest.TempPathFactory, pack_writer: Callable[..., Path]) -> Path:
     """Three people in pure colours: blue, uncut (an ellipse); red, a bust cut by the photo's left, right
     and bottom edges (shoulders running off the frame); green, cut by the left edge only."""
-    import json
-
     import cv2
     import numpy as np
-
-    from matting_core.data.packed import write_blob
 
     out = tmp_path_factory.mktemp("cut_pack")
     ellipse = np.zeros((120, 90), np.uint8)
@@ -124,15 +121,7 @@ def cut_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rgb.append(cv2.imencode(".png", np.full((120, 90, 3), colour, np.uint8))[1].tobytes())
         alpha.append(cv2.imencode(".png", a)[1].tobytes())
     scenes = [cv2.imencode(".png", np.full((64, 64, 3), v, np.uint8))[1].tobytes() for v in (60, 120, 180)]
-    index = {
-        "people": [{"source": "test", "stem": str(i), "boxes": []} for i in range(3)],
-        "people_rgb": write_blob(out, "people_rgb", rgb),
-        "people_alpha": write_blob(out, "people_alpha", alpha),
-        "backgrounds": write_blob(out, "backgrounds", scenes),
-        "background_kind": ["scene"] * 3,
-    }
-    (out / "index.json").write_text(json.dumps(index))
-    return out
+    return pack_writer(out, rgb, alpha, scenes, ["scene"] * 3)
 
 
 def _cut_rows(cut_pack: Path, frame_cut: bool, batches: int = 6, max_cover: float = 0.6
