@@ -9,7 +9,8 @@
 # start of training says whether the refiner's regions bound the full step), EMPTY=0.1 (share of composites
 # without a person, train_default --empty; the tenth, CPU, window used 0.1), SIZE=448 (training frame size,
 # train_default --size, default 512; the seventeenth, CPU, window trained at 448: models/README.md),
-# FRAME_CUT=1 (train_default --frame-cut: head-and-shoulder crops pasted webcam-style too).
+# FRAME_CUT=1 (train_default --frame-cut: head-and-shoulder crops pasted webcam-style too; FRAME_CUT_COVER=0.7
+# raises their matte-cover cap, --frame-cut-cover, default 0.6).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/ckpt
@@ -27,7 +28,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
   fi
   run_args=()
   if [ -n "${INIT:-}" ]; then run_args=(--init "$INIT" ${STEP:+--step "$STEP"}); fi
-  if [ "${FRAME_CUT:-0}" = 1 ]; then run_args+=(--frame-cut); fi
+  if [ "${FRAME_CUT:-0}" = 1 ]; then run_args+=(--frame-cut ${FRAME_CUT_COVER:+--frame-cut-cover "$FRAME_CUT_COVER"}); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
     --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${run_args[@]}" \
     --stage "${STAGE:-all}" --empty "${EMPTY:-0}" --size "${SIZE:-512}"

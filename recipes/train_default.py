@@ -60,6 +60,14 @@ def trainable_part(model: PortraitMattingModel, stage: str) -> torch.nn.Module:
     return model
 
 
+def _share(text: str) -> float:
+    """An argparse type: a share in (0, 1], so a typo fails before the minutes of set-up, not after."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share in (0, 1]")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", type=Path, required=True)
@@ -92,6 +100,9 @@ def main() -> None:
     ap.add_argument("--frame-cut", action="store_true",
                     help="also paste people the photo's frame cut at the top or sides (most head-and-shoulder "
                          "crops), with the cut outside the new frame, like a webcam user (PackedMix.frame_cut_people)")
+    ap.add_argument("--frame-cut-cover", type=_share, default=PackedMix.frame_cut_max_cover,
+                    help="with --frame-cut: only cut people whose matte covers less than this share of their photo "
+                         "(tight face crops would fill the frame and show no room; PackedMix.frame_cut_max_cover)")
     ap.add_argument("--photos", type=float, default=PackedMix.original_photo,
                     help="share of the batch that is whole photos with their own backgrounds; the difference "
                          "from the default comes out of room-scene composites (PackedMix.with_photo_share)")
@@ -124,7 +135,8 @@ def main() -> None:
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
     )
     stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
-                                   limit=args.limit, mix=PackedMix(empty=args.empty, frame_cut_people=args.frame_cut)
+                                   limit=args.limit, mix=PackedMix(empty=args.empty, frame_cut_people=args.frame_cut,
+                                                 frame_cut_max_cover=args.frame_cut_cover)
                                    .with_photo_share(args.photos))
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
     weights = LossWeights()
@@ -143,7 +155,8 @@ def main() -> None:
 
     def save(tag: str) -> None:
         extra = {"step": step, "samples_this_run": seen, "size": args.size, "stage": args.stage, "empty": args.empty,
-                 "frame_cut": args.frame_cut, "minutes": (time.time() - start) / 60}
+                 "frame_cut": args.frame_cut,
+                 **({"frame_cut_max_cover": args.frame_cut_cover} if args.frame_cut else {}), "minutes": (time.time() - start) / 60}
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":

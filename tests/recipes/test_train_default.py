@@ -58,3 +58,36 @@ def test_keep_snapshots_leaves_one_file_per_periodic_save(tiny_pack, tiny_cfg, l
     snaps = sorted(p.name for p in tmp_path.glob("run.step*.safetensors"))
     assert snaps == ["run.step8.safetensors", "run.step9.safetensors"]
     assert read_extra(tmp_path / "run.step8.safetensors")["step"] == 8
+
+
+def test_frame_cut_cover_reaches_the_mix_and_the_checkpoint(tiny_pack, tiny_cfg, load_recipe, tmp_path, monkeypatch):
+    init = save_checkpoint(PortraitMattingModel(tiny_cfg), tmp_path / "init.safetensors", extra={"step": 7})
+    out = tmp_path / "run.safetensors"
+    recipe = load_recipe("train_default")
+    mixes, real = [], recipe.PackedCompositeStream
+
+    def spy(*args, **kwargs):
+        mixes.append(kwargs["mix"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, "PackedCompositeStream", spy)
+    argv = ["train_default", "--pack", str(tiny_pack), "--out", str(out), "--init", str(init), "--minutes", "5",
+            "--max-steps", "1", "--size", "64", "--batch", "2", "--budget", "8", "--warmup", "1", "--profile", "0",
+            "--fp32", "--stage", "coarse", "--frame-cut", "--frame-cut-cover", "0.7"]
+    monkeypatch.setattr(sys, "argv", argv)
+    recipe.main()
+    assert [(m.frame_cut_people, m.frame_cut_max_cover) for m in mixes] == [(True, 0.7)]
+    extra = read_extra(out)
+    assert extra["frame_cut"] is True and extra["frame_cut_max_cover"] == 0.7
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "lots"])
+def test_a_frame_cut_cover_that_is_not_a_share_stops_before_set_up(bad, tiny_pack, load_recipe, tmp_path,
+                                                                    monkeypatch, capsys):
+    argv = ["train_default", "--pack", str(tiny_pack), "--out", str(tmp_path / "x.safetensors"), "--frame-cut",
+            "--frame-cut-cover", bad]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        load_recipe("train_default").main()
+    assert "--frame-cut-cover" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
