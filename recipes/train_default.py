@@ -155,8 +155,9 @@ def main() -> None:
 
     def save(tag: str) -> None:
         extra = {"step": step, "samples_this_run": seen, "size": args.size, "stage": args.stage, "empty": args.empty,
-                 "frame_cut": args.frame_cut,
-                 **({"frame_cut_max_cover": args.frame_cut_cover} if args.frame_cut else {}), "minutes": (time.time() - start) / 60}
+                 "frame_cut": args.frame_cut, "minutes": (time.time() - start) / 60}
+        if args.frame_cut:
+            extra["frame_cut_max_cover"] = args.frame_cut_cover
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":
