@@ -266,14 +266,14 @@ class PackedCompositeStream:
         hw = self.people_hw[idx] / self.canvas  # content size as a fraction of the canvas
         height = self._u(n, *m.person_height)
         z = height / hw[:, 0]  # zoom: canvas units per output unit = 1 / z
-        top, left, right, cut = self.cut[idx].unbind(1)  # cut = cut at the bottom
+        top, left, right, cut_bottom = self.cut[idx].unbind(1)
         sides = top | left | right  # only with frame_cut_people: first_people holds no such person otherwise
         # No rotation where a cut edge must stay outside the frame: the limits below assume an upright person.
-        angle = self._u(n, -0.17, 0.17) * torch.where(cut, 0.25, 1.0) * torch.where(sides, 0.0, 1.0)
+        angle = self._u(n, -0.17, 0.17) * torch.where(cut_bottom, 0.25, 1.0) * torch.where(sides, 0.0, 1.0)
         flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
         tx = self._u(n, -0.6, 0.6) * hw[:, 1]
         sink = self._u(n, 0.0, 0.15)  # how far a bottom-anchored person's lower edge sinks below the frame
-        anchored = cut | (self._u(n, 0, 1) < m.bottom_anchored)
+        anchored = cut_bottom | (self._u(n, 0, 1) < m.bottom_anchored)
         # The frame covers canvas [t - 1/z, t + 1/z] on each axis (flip or not); the content spans [-hw, hw].
         # Cut at both sides: the content must be at least as wide as the frame; cut at the top of a
         # bottom-anchored person: tall enough to reach from below the frame's bottom to above its top.
