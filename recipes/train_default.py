@@ -108,6 +108,11 @@ def main() -> None:
                          "from the default comes out of room-scene composites (PackedMix.with_photo_share)")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
+    try:  # the mix checks its own shares; a bad --empty or --photos should fail before minutes of set-up
+        mix = PackedMix(empty=args.empty, frame_cut_people=args.frame_cut,
+                        frame_cut_max_cover=args.frame_cut_cover).with_photo_share(args.photos)
+    except ValueError as e:
+        ap.error(str(e))
     start = time.time()
     deadline = start + args.minutes * 60
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -135,9 +140,7 @@ def main() -> None:
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
     )
     stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
-                                   limit=args.limit, mix=PackedMix(empty=args.empty, frame_cut_people=args.frame_cut,
-                                                 frame_cut_max_cover=args.frame_cut_cover)
-                                   .with_photo_share(args.photos))
+                                   limit=args.limit, mix=mix)
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
     weights = LossWeights()
     log_path = args.log or args.out.with_suffix(".csv")

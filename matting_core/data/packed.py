@@ -52,6 +52,28 @@ class PackedMix:
     noise_std: float = 0.03
     blur: float = 0.3
 
+    def __post_init__(self) -> None:
+        """Reject a mix the sampler would silently misread: it draws the kind from cumulative shares, so
+        shares that do not sum to 1 starve or swell the last kind instead of failing."""
+        kinds = {"scene": self.scene, "own_background": self.own_background, "wallpaper": self.wallpaper,
+                 "original_photo": self.original_photo}
+        bad = [f"{k}={v}" for k, v in kinds.items() if v < 0.0]
+        if bad or abs(sum(kinds.values()) - 1.0) > 1e-6:
+            raise ValueError("the sample-kind shares (scene, own_background, wallpaper, original_photo) must be "
+                             f"non-negative and sum to 1, got {', '.join(f'{k}={v}' for k, v in kinds.items())}")
+        for name in ("second_person", "empty", "bottom_anchored", "blur"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a probability and must be between 0 and 1, got {value}")
+        if not 0.0 < self.frame_cut_max_cover <= 1.0:
+            raise ValueError(f"frame_cut_max_cover is a share of the photo and must be in (0, 1], "
+                             f"got {self.frame_cut_max_cover}")
+        low, high = self.person_height
+        if not 0.0 < low <= high:
+            raise ValueError(f"person_height must be a (low, high) range with 0 < low <= high, got {self.person_height}")
+        if self.noise_std < 0.0:
+            raise ValueError(f"noise_std must not be negative, got {self.noise_std}")
+
     def with_photo_share(self, share: float) -> PackedMix:
         """The same mix with ``share`` of the batch as whole photos, the difference taken from room scenes.
 

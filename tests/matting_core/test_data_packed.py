@@ -101,6 +101,27 @@ def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
             PackedMix().with_photo_share(bad)
 
 
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"scene": 0.6}, "sum to 1"),  # kinds summing to 1.1 would quietly shrink the whole-photo share
+    ({"scene": 0.8, "original_photo": -0.02}, "non-negative"),
+    ({"empty": 1.2}, "empty is a probability"),
+    ({"second_person": -0.1}, "second_person is a probability"),
+    ({"frame_cut_max_cover": 0.0}, "frame_cut_max_cover"),
+    ({"person_height": (1.2, 0.5)}, "person_height"),
+    ({"noise_std": -0.01}, "noise_std"),
+])
+def test_a_mix_the_sampler_would_misread_is_refused(fields: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        PackedMix(**fields)
+
+
+def test_photo_shares_across_the_range_pass_despite_float_sums():
+    """with_photo_share moves a share between two kinds; the float sum lands a hair off 1 and must pass."""
+    base = PackedMix(empty=0.0, bottom_anchored=1.0, frame_cut_people=True, frame_cut_max_cover=1.0)
+    for share in [i / 100 for i in range(0, 79)]:
+        assert base.with_photo_share(share).original_photo == share
+
 @pytest.fixture(scope="module")
 def cut_pack(tmp_path_factory: pytest.TempPathFactory, pack_writer: Callable[..., Path]) -> Path:
     """Three people in pure colours: blue, uncut (an ellipse); red, a bust cut by the photo's left, right

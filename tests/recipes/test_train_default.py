@@ -91,3 +91,15 @@ def test_a_frame_cut_cover_that_is_not_a_share_stops_before_set_up(bad, tiny_pac
         load_recipe("train_default").main()
     assert "--frame-cut-cover" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize(("flag", "bad", "message"), [("--empty", "1.5", "empty is a probability"),
+                                                      ("--photos", "0.9", "whole-photo share")])
+def test_a_mix_share_out_of_range_stops_before_set_up(flag, bad, message, tiny_pack, load_recipe, tmp_path,
+                                                       monkeypatch, capsys):
+    argv = ["train_default", "--pack", str(tiny_pack), "--out", str(tmp_path / "x.safetensors"), flag, bad]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        load_recipe("train_default").main()
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
