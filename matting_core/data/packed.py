@@ -230,6 +230,7 @@ class PackedCompositeStream:
             cover = torch.tensor([float(p[0][:, :, 3].sum()) / (255.0 * p[1] * p[2]) for p in people],
                                  device=self.device)
             framed = cut_inside & (cover < self.mix.frame_cut_max_cover)
+            framed[self.pasteable] = False  # a pack with no uncut person pastes everyone already: list each once
             self.first_people = torch.cat([self.pasteable, torch.nonzero(framed).flatten()])
         fgs = []
         for chunk in self.people.split(256):

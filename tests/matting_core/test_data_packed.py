@@ -184,3 +184,23 @@ def test_frame_filling_crops_are_left_out(cut_pack: Path):
     # The bust's matte covers ~54% of its photo, the one-sided cut ~25%: a 0.4 cap keeps only the latter.
     rows = _cut_rows(cut_pack, frame_cut=True, max_cover=0.4)
     assert not rows["red"] and len(rows["green"]) >= 10 and len(rows["blue"]) >= 10
+
+
+def test_a_pack_of_only_cut_people_lists_each_first_person_once(tmp_path: Path, pack_writer: Callable[..., Path]):
+    """With no uncut person every one is pasteable already; frame_cut_people must not add them a second time
+    (which would double their share of first people)."""
+    import cv2
+    import numpy as np
+
+    left = np.zeros((120, 90), np.uint8)
+    cv2.ellipse(left, (0, 60), (40, 40), 0, 0, 360, 255, -1)
+    top = np.zeros((120, 90), np.uint8)
+    cv2.ellipse(top, (45, 0), (30, 40), 0, 0, 360, 255, -1)
+    rgb = [cv2.imencode(".png", np.full((120, 90, 3), c, np.uint8))[1].tobytes() for c in (90, 200)]
+    alpha = [cv2.imencode(".png", a)[1].tobytes() for a in (left, top)]
+    scenes = [cv2.imencode(".png", np.full((64, 64, 3), 120, np.uint8))[1].tobytes()]
+    pack = pack_writer(tmp_path, rgb, alpha, scenes, ["scene"])
+    stream = PackedCompositeStream(pack, size=64, batch_size=4, device="cpu", seed=1, canvas=128,
+                                   mix=PackedMix(frame_cut_people=True, noise_std=0.0, blur=0.0))
+    assert stream.cut[:, :3].any(1).all()
+    assert sorted(stream.first_people.tolist()) == [0, 1]
