@@ -57,10 +57,9 @@ class PackedMix:
         shares that do not sum to 1 starve or swell the last kind instead of failing."""
         kinds = {"scene": self.scene, "own_background": self.own_background, "wallpaper": self.wallpaper,
                  "original_photo": self.original_photo}
-        bad = [f"{k}={v}" for k, v in kinds.items() if v < 0.0]
-        if bad or abs(sum(kinds.values()) - 1.0) > 1e-6:
-            raise ValueError("the sample-kind shares (scene, own_background, wallpaper, original_photo) must be "
-                             f"non-negative and sum to 1, got {', '.join(f'{k}={v}' for k, v in kinds.items())}")
+        if min(kinds.values()) < 0.0 or abs(sum(kinds.values()) - 1.0) > 1e-6:
+            shown = ", ".join(f"{k}={v}" for k, v in kinds.items())
+            raise ValueError(f"the sample-kind shares must be non-negative and sum to 1, got {shown}")
         for name in ("second_person", "empty", "bottom_anchored", "blur"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

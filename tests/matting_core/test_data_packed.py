@@ -101,7 +101,6 @@ def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
             PackedMix().with_photo_share(bad)
 
 
-
 @pytest.mark.parametrize(("fields", "message"), [
     ({"scene": 0.6}, "sum to 1"),  # kinds summing to 1.1 would quietly shrink the whole-photo share
     ({"scene": 0.8, "original_photo": -0.02}, "non-negative"),
@@ -121,6 +120,7 @@ def test_photo_shares_across_the_range_pass_despite_float_sums():
     base = PackedMix(empty=0.0, bottom_anchored=1.0, frame_cut_people=True, frame_cut_max_cover=1.0)
     for share in [i / 100 for i in range(0, 79)]:
         assert base.with_photo_share(share).original_photo == share
+
 
 @pytest.fixture(scope="module")
 def cut_pack(tmp_path_factory: pytest.TempPathFactory, pack_writer: Callable[..., Path]) -> Path:
