@@ -106,11 +106,14 @@ def main() -> None:
     ap.add_argument("--photos", type=float, default=PackedMix.original_photo,
                     help="share of the batch that is whole photos with their own backgrounds; the difference "
                          "from the default comes out of room-scene composites (PackedMix.with_photo_share)")
+    ap.add_argument("--wide", type=float, default=0.0,
+                    help="share of batches made as 16:9 frames (e.g. 448 x 800 at --size 448), the shape a webcam "
+                         "frame reaches the coarse network in; the rest are squares (PackedMix.wide_share)")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
     try:  # the mix checks its own shares; a bad --empty or --photos should fail before minutes of set-up
-        mix = PackedMix(empty=args.empty, frame_cut_people=args.frame_cut,
-                        frame_cut_max_cover=args.frame_cut_cover).with_photo_share(args.photos)
+        mix = PackedMix(empty=args.empty, frame_cut_people=args.frame_cut, frame_cut_max_cover=args.frame_cut_cover,
+                        wide_share=args.wide).with_photo_share(args.photos)
     except ValueError as e:
         ap.error(str(e))
     start = time.time()
@@ -118,8 +121,8 @@ def main() -> None:
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    # Shapes are static here (fixed size, batch and region budget), so let cuDNN pick the fastest kernels for
-    # the refiner's odd 8x8 / 2x2 convolutions over tens of thousands of regions.
+    # Shapes are static here (fixed size, batch and region budget; --wide adds a second shape), so let cuDNN pick
+    # the fastest kernels for the refiner's odd 8x8 / 2x2 convolutions over tens of thousands of regions.
     torch.backends.cudnn.benchmark = True
 
     if args.init is not None:
@@ -161,6 +164,8 @@ def main() -> None:
                  "frame_cut": args.frame_cut, "minutes": (time.time() - start) / 60}
         if args.frame_cut:
             extra["frame_cut_max_cover"] = args.frame_cut_cover
+        if args.wide:
+            extra["wide_share"] = args.wide
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":

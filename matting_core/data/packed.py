@@ -51,6 +51,11 @@ class PackedMix:
     frame_cut_max_cover: float = 0.6
     noise_std: float = 0.03
     blur: float = 0.3
+    # Share of batches drawn as wide frames (width / height = wide_aspect) instead of squares. A 1080p or
+    # 720p webcam frame reaches the coarse network as 448 x 800 (28 x 50 tokens) with a person in the middle
+    # and room on both sides; square training frames never show that much room beside a person.
+    wide_share: float = 0.0
+    wide_aspect: float = 16 / 9
 
     def __post_init__(self) -> None:
         """Reject a mix the sampler would silently misread: it draws the kind from cumulative shares, so
@@ -60,7 +65,7 @@ class PackedMix:
         if min(kinds.values()) < 0.0 or abs(sum(kinds.values()) - 1.0) > 1e-6:
             shown = ", ".join(f"{k}={v}" for k, v in kinds.items())
             raise ValueError(f"the sample-kind shares must be non-negative and sum to 1, got {shown}")
-        for name in ("second_person", "empty", "bottom_anchored", "blur"):
+        for name in ("second_person", "empty", "bottom_anchored", "blur", "wide_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a probability and must be between 0 and 1, got {value}")
@@ -72,6 +77,9 @@ class PackedMix:
             raise ValueError(f"person_height must be a (low, high) range with 0 < low <= high, got {self.person_height}")
         if self.noise_std < 0.0:
             raise ValueError(f"noise_std must not be negative, got {self.noise_std}")
+        if self.wide_aspect < 1.0:
+            raise ValueError(f"wide_aspect is width / height of a landscape frame and must be >= 1, "
+                             f"got {self.wide_aspect}")
 
     def with_photo_share(self, share: float) -> PackedMix:
         """The same mix with ``share`` of the batch as whole photos, the difference taken from room scenes.
@@ -186,8 +194,12 @@ class PackedCompositeStream:
             raise FileNotFoundError(f"{path}: no index.json (make the pack with recipes/pack_data.py)")
         index = json.loads(index_file.read_text())
         self.size, self.batch_size, self.mix = size, batch_size, mix
+        self.width = size  # of the batch being made: size, or the wide width (next_batch sets it)
+        # Wide frames are a whole number of 16-pixel tokens, as the engine pads its inputs to.
+        self.wide_width = max(size, round(size * mix.wide_aspect / 16) * 16)
         self.device = torch.device(device)
         self.gen = torch.Generator(device=self.device).manual_seed(seed * 1000 + rank)
+        self._frame_rng = np.random.default_rng(seed * 1000 + rank)
         rgb_blob = (path / "people_rgb.bin").read_bytes()
         alpha_blob = (path / "people_alpha.bin").read_bytes()
         bg_blob = (path / "backgrounds.bin").read_bytes()
@@ -231,6 +243,10 @@ class PackedCompositeStream:
             framed = cut_inside & (cover < self.mix.frame_cut_max_cover)
             framed[self.pasteable] = False  # a pack with no uncut person pastes everyone already: list each once
             self.first_people = torch.cat([self.pasteable, torch.nonzero(framed).flatten()])
+        # A person cut at both sides must be zoomed until they span the frame's width: in a 16:9 frame that
+        # leaves a hand or a coat filling it, which no webcam shows. Wide batches paste the others.
+        both_sides = touch[self.first_people, 1] & touch[self.first_people, 2]
+        self.first_people_wide = self.first_people[~both_sides] if bool((~both_sides).any()) else self.first_people
         fgs = []
         for chunk in self.people.split(256):
             c = chunk.float() / 255.0
@@ -256,13 +272,20 @@ class PackedCompositeStream:
         return self.pasteable[self._pick(n, self.pasteable.shape[0])]
 
     def _pick_first(self, n: int) -> torch.Tensor:
-        return self.first_people[self._pick(n, self.first_people.shape[0])]
+        people = self.first_people_wide if self.width > self.size else self.first_people
+        return people[self._pick(n, people.shape[0])]
 
     def _pick(self, n: int, high: int) -> torch.Tensor:
         return torch.randint(0, max(high, 1), (n,), device=self.device, generator=self.gen)
 
+    @property
+    def _aspect(self) -> float:
+        """Width / height of the batch being made. Every affine below is written for a square frame and
+        widened by scaling its x column by this, so pixels stay square."""
+        return self.width / self.size
+
     def _sample(self, src: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        grid = F.affine_grid(theta, [theta.shape[0], 1, self.size, self.size], align_corners=False)
+        grid = F.affine_grid(theta, [theta.shape[0], 1, self.size, self.width], align_corners=False)
         return F.grid_sample(src.float() / 255.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _sample_rows(self, use: torch.Tensor, src: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -275,7 +298,7 @@ class PackedCompositeStream:
         """
         if self.device.type != "cpu":
             return torch.where(use[:, None, None, None], self._sample(src, theta), 0.0)
-        out = torch.zeros(use.shape[0], src.shape[1], self.size, self.size, device=self.device)
+        out = torch.zeros(use.shape[0], src.shape[1], self.size, self.width, device=self.device)
         rows = use.nonzero().squeeze(1)
         if rows.numel():
             out[rows] = self._sample(src[rows], theta[rows])
@@ -284,7 +307,7 @@ class PackedCompositeStream:
     def _person_theta(self, idx: torch.Tensor) -> torch.Tensor:
         """Output -> canvas affine placing person ``idx`` at a random scale/position/rotation/flip."""
         n = idx.shape[0]
-        m = self.mix
+        m, a = self.mix, self._aspect
         hw = self.people_hw[idx] / self.canvas  # content size as a fraction of the canvas
         height = self._u(n, *m.person_height)
         z = height / hw[:, 0]  # zoom: canvas units per output unit = 1 / z
@@ -293,32 +316,39 @@ class PackedCompositeStream:
         # No rotation where a cut edge must stay outside the frame: the limits below assume an upright person.
         angle = self._u(n, -0.17, 0.17) * torch.where(cut_bottom, 0.25, 1.0) * torch.where(sides, 0.0, 1.0)
         flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
-        tx = self._u(n, -0.6, 0.6) * hw[:, 1]
+        tx = self._u(n, -0.6, 0.6) * hw[:, 1] * a  # a wider frame: the person roams over more of it
         sink = self._u(n, 0.0, 0.15)  # how far a bottom-anchored person's lower edge sinks below the frame
         anchored = cut_bottom | (self._u(n, 0, 1) < m.bottom_anchored)
-        # The frame covers canvas [t - 1/z, t + 1/z] on each axis (flip or not); the content spans [-hw, hw].
+        # The frame covers canvas [t - 1/z, t + 1/z] vertically and [t - a/z, t + a/z] horizontally (flip or
+        # not); the content spans [-hw, hw].
         # Cut at both sides: the content must be at least as wide as the frame; cut at the top of a
         # bottom-anchored person: tall enough to reach from below the frame's bottom to above its top.
-        z = torch.where(left & right, torch.maximum(z, 1.0 / hw[:, 1]), z)
-        z = torch.where(top & anchored, torch.maximum(z, 2.0 / ((2.0 - sink) * hw[:, 0])), z)
-        tx = torch.where(left, torch.maximum(tx, 1.0 / z - hw[:, 1]), tx)
-        tx = torch.where(right, torch.minimum(tx, hw[:, 1] - 1.0 / z), tx)
+        # The limits use the content's outer pixel centres (half a canvas pixel inside its edge): a frame edge
+        # on the content's very edge would blend the last row of a cut person with the letterbox's zeros, a
+        # faint seam of alpha ~0.9 where the person runs off the frame (seen once wide frames zoomed busts in).
+        inner = hw - 1.0 / self.canvas
+        z = torch.where(left & right, torch.maximum(z, a / inner[:, 1]), z)
+        z = torch.where(top & anchored, torch.maximum(z, 2.0 / (2.0 * inner[:, 0] - sink * hw[:, 0])), z)
+        tx = torch.where(left, torch.maximum(tx, a / z - inner[:, 1]), tx)
+        tx = torch.where(right, torch.minimum(tx, inner[:, 1] - a / z), tx)
         # Bottom-anchored: the content's lower edge lies at or below the frame's bottom edge (canvas y = hw).
-        bottom = hw[:, 0] - 1.0 / z - sink * hw[:, 0]
+        bottom = inner[:, 0] - 1.0 / z - sink * hw[:, 0]
         ty = torch.where(anchored, bottom, self._u(n, -0.5, 0.5) * hw[:, 0])
-        ty = torch.where(top & ~anchored, torch.maximum(ty, 1.0 / z - hw[:, 0]), ty)
+        ty = torch.where(top & ~anchored, torch.maximum(ty, 1.0 / z - inner[:, 0]), ty)
         cos, sin = torch.cos(angle) / z, torch.sin(angle) / z
         return torch.stack(
-            [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+            [torch.stack([cos * flip * a, -sin, tx], 1), torch.stack([sin * flip * a, cos, ty], 1)], 1
         )
 
     def _crop_theta(self, n: int, lo: float = 0.55) -> torch.Tensor:
-        """Output -> tile affine: a random square crop (fraction lo..1 of the tile), random flip."""
-        s = self._u(n, lo, 1.0)
+        """Output -> tile affine: a random crop of the frame's shape (its long side lo..1 of the tile), random
+        flip."""
+        a = self._aspect
+        s = self._u(n, lo, 1.0) / a  # half-height; the half-width s * a stays inside the square tile
         flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
-        tx, ty = self._u(n, -1, 1) * (1 - s), self._u(n, -1, 1) * (1 - s)
+        tx, ty = self._u(n, -1, 1) * (1 - s * a), self._u(n, -1, 1) * (1 - s)
         zero = torch.zeros_like(s)
-        return torch.stack([torch.stack([s * flip, zero, tx], 1), torch.stack([zero, s, ty], 1)], 1)
+        return torch.stack([torch.stack([s * a * flip, zero, tx], 1), torch.stack([zero, s, ty], 1)], 1)
 
     def _backgrounds(self, n: int, kind: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
         """kind 0 = scene, 1 = own-background box, 2 = wallpaper (a missing kind falls back to scenes), for
@@ -341,20 +371,24 @@ class PackedCompositeStream:
             cx = ((self.canvas - hw[:, 1]) / 2 + box[:, 2] + box[:, 3] / 2) / self.canvas * 2 - 1
             s = box[:, 3] / self.canvas
             zero = torch.zeros_like(s)
-            theta = torch.stack([torch.stack([s, zero, cx], 1), torch.stack([zero, s, cy], 1)], 1)
+            # A wide frame takes the box's full width and a centred band of its height: stretching the box, or
+            # reaching past it, would show a distorted room or the photo's own person labelled as background.
+            theta = torch.stack([torch.stack([s, zero, cx], 1), torch.stack([zero, s / self._aspect, cy], 1)], 1)
             out = out + self._sample_rows(use & (kind == 1), self.people[pid, :3], theta)
         return out
 
     def _original_theta(self, idx: torch.Tensor) -> torch.Tensor:
-        """A square crop inside the photo's own content (no letterbox border), random zoom and flip."""
+        """A crop of the frame's shape inside the photo's own content (no letterbox border), random zoom and
+        flip."""
         n = idx.shape[0]
+        a = self._aspect
         hw = self.people_hw[idx] / self.canvas
-        side = torch.minimum(hw[:, 0], hw[:, 1]) * self._u(n, 0.6, 1.0)
-        tx = self._u(n, -1, 1) * (hw[:, 1] - side).clamp_min(0)
+        side = torch.minimum(hw[:, 0], hw[:, 1] / a) * self._u(n, 0.6, 1.0)  # half-height; half-width side * a
+        tx = self._u(n, -1, 1) * (hw[:, 1] - side * a).clamp_min(0)
         ty = self._u(n, -1, 1) * (hw[:, 0] - side).clamp_min(0)
         flip = torch.where(self._u(n, 0, 1) < 0.5, -1.0, 1.0)
         zero = torch.zeros_like(side)
-        return torch.stack([torch.stack([side * flip, zero, tx], 1), torch.stack([zero, side, ty], 1)], 1)
+        return torch.stack([torch.stack([side * a * flip, zero, tx], 1), torch.stack([zero, side, ty], 1)], 1)
 
     def _photometric(self, img: torch.Tensor) -> torch.Tensor:
         """Lighting / white balance / saturation jitter (one random colour matrix per image) + gamma."""
@@ -369,6 +403,11 @@ class PackedCompositeStream:
     @torch.no_grad()
     def next_batch(self) -> TrainBatch:
         n, m = self.batch_size, self.mix
+        # The frame shape is drawn per batch (a batch is one tensor), on the host so that the GPU stream never
+        # waits for it, from its own generator so that a run without wide frames makes the batches it made
+        # before the option existed.
+        wide = m.wide_share > 0 and self._frame_rng.random() < m.wide_share
+        self.width = self.wide_width if wide else self.size
         r = self._u(n, 0, 1)
         kind = torch.zeros(n, dtype=torch.long, device=self.device)  # scene
         kind = torch.where(r >= m.scene, torch.ones_like(kind), kind)  # own background

@@ -34,6 +34,41 @@ def test_whole_photos_keep_their_own_background(tiny_pack: Path):
     assert (b.image.flatten(1).std(1) > 0.05).all(), "the photo's noise texture, not an empty row"
 
 
+def test_wide_frames_are_filled_exact_composites_of_token_multiple_width(tiny_pack: Path):
+    composites = _stream(tiny_pack, scene=0.4, own_background=0.3, wallpaper=0.3, original_photo=0.0,
+                         second_person=0.5, wide_share=1.0)
+    photos = _stream(tiny_pack, scene=0.0, own_background=0.0, wallpaper=0.0, original_photo=1.0, wide_share=1.0)
+    for _ in range(3):
+        b = composites.next_batch()
+        assert b.image.shape == (12, 3, 64, 112) and b.trimap.shape == (12, 64, 112)  # 64 * 16 / 9 -> 7 tokens
+        torch.testing.assert_close(b.alpha * b.fg + (1 - b.alpha) * b.bg, b.image, atol=2e-3, rtol=0)
+        assert (b.alpha.flatten(1).amax(1) > 0.5).all()
+        # Room tiles and person-free boxes are square, photos letterboxed: a crop reaching past one would
+        # leave black bands at the wide frame's sides.
+        for image in (b.bg, photos.next_batch().image):
+            black = (image.amax(1) < 1e-3).flatten(1).float().mean(1)
+            assert (black < 0.01).all(), black
+
+
+def test_wide_frames_keep_pixels_square(tiny_pack: Path):
+    """Every affine maps one output pixel to the same source distance along x and y: a person or a room is
+    not stretched sideways to fill a wide frame."""
+    stream = _stream(tiny_pack, wide_share=1.0)
+    stream.next_batch()
+    assert stream.width == 112
+    idx = torch.tensor([0, 1, 2, 3] * 4)
+    for theta in (stream._person_theta(idx), stream._crop_theta(16), stream._original_theta(idx)):
+        per_x = theta[:, :, 0].norm(dim=1) * 2 / stream.width
+        per_y = theta[:, :, 1].norm(dim=1) * 2 / stream.size
+        torch.testing.assert_close(per_x, per_y)
+
+
+def test_wide_share_mixes_square_and_wide_batches(tiny_pack: Path):
+    stream = _stream(tiny_pack, wide_share=0.5)
+    widths = [stream.next_batch().image.shape[-1] for _ in range(20)]
+    assert set(widths) == {64, 112} and 4 <= widths.count(112) <= 16, widths
+
+
 def test_sampling_only_the_used_rows_equals_sampling_all_and_masking(tiny_pack: Path):
     stream = _stream(tiny_pack)
     src = stream.people[torch.tensor([0, 1, 2, 3, 0])]
@@ -109,6 +144,8 @@ def test_photo_share_takes_its_rows_from_room_scenes(tiny_pack: Path):
     ({"frame_cut_max_cover": 0.0}, "frame_cut_max_cover"),
     ({"person_height": (1.2, 0.5)}, "person_height"),
     ({"noise_std": -0.01}, "noise_std"),
+    ({"wide_share": 1.5}, "wide_share is a probability"),
+    ({"wide_aspect": 0.5}, "wide_aspect"),
 ])
 def test_a_mix_the_sampler_would_misread_is_refused(fields: dict, message: str):
     with pytest.raises(ValueError, match=message):
@@ -145,13 +182,14 @@ def cut_pack(tmp_path_factory: pytest.TempPathFactory, pack_writer: Callable[...
     return pack_writer(out, rgb, alpha, scenes, ["scene"] * 3)
 
 
-def _cut_rows(cut_pack: Path, frame_cut: bool, batches: int = 6, max_cover: float = 0.6
+def _cut_rows(cut_pack: Path, frame_cut: bool, batches: int = 6, max_cover: float = 0.6, wide_share: float = 0.0
               ) -> dict[str, list[torch.Tensor]]:
     """The alpha of each composite, grouped by which person's colour fills it."""
     stream = PackedCompositeStream(cut_pack, size=64, batch_size=16, device="cpu", seed=5, canvas=128,
                                    mix=PackedMix(scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0,
                                                  second_person=0.0, noise_std=0.0, blur=0.0,
-                                                 frame_cut_people=frame_cut, frame_cut_max_cover=max_cover))
+                                                 frame_cut_people=frame_cut, frame_cut_max_cover=max_cover,
+                                                 wide_share=wide_share))
     assert stream.cut.tolist() == [[False] * 4, [False, True, True, True], [False, True, False, False]]
     rows: dict[str, list[torch.Tensor]] = {"blue": [], "red": [], "green": []}
     for _ in range(batches):
@@ -162,17 +200,40 @@ def _cut_rows(cut_pack: Path, frame_cut: bool, batches: int = 6, max_cover: floa
     return rows
 
 
-def test_people_cut_by_the_photo_frame_are_pasted_with_the_cut_outside_the_new_frame(cut_pack: Path):
-    rows = _cut_rows(cut_pack, frame_cut=True)
+@pytest.mark.parametrize("wide_share", [0.0, 1.0])
+def test_people_cut_by_the_photo_frame_are_pasted_with_the_cut_outside_the_new_frame(cut_pack: Path,
+                                                                                     wide_share: float):
+    rows = _cut_rows(cut_pack, frame_cut=True, wide_share=wide_share)
+    if wide_share:
+        # The bust, cut at both sides, would have to be zoomed until its shoulders span a 16:9 frame: wide
+        # frames paste only people with at most one side cut.
+        assert not rows["red"]
+        rows["red"] = _cut_rows(cut_pack, frame_cut=True)["red"]
     assert all(len(r) >= 10 for r in rows.values()), {k: len(v) for k, v in rows.items()}
     for a in rows["red"]:
         # A bust whose shoulders run off the photo's sides and bottom fills the frame's whole lower edge:
-        # had a cut edge been pasted inside the frame, the bottom rows would end at a straight line.
-        assert a[-4:].min() > 0.9
+        # had a cut edge been pasted inside the frame, the bottom rows would end at a straight line; had the
+        # frame's edge sat on the photo's very edge, they would blend with the letterbox (a seam of ~0.8).
+        assert a[-4:].min() > 0.97
     for a in rows["green"]:
         # Cut at one side: it touches one side of the new frame (either one: the stream flips).
         assert max(float(a[:, 0].max()), float(a[:, -1].max())) > 0.9
     assert any(float(a[-1].min()) < 0.1 for a in rows["blue"]), "uncut people keep free positions"
+
+
+def test_a_bust_zoomed_to_the_frame_has_no_seam_where_it_runs_off(cut_pack: Path):
+    """The smallest allowed zoom puts the frame's sides right at the bust's cut sides; they must sample the
+    photo's outer pixels, not blend them with the letterbox's zeros (at 112 px wide, a seam of alpha 0.90)."""
+    stream = PackedCompositeStream(cut_pack, size=64, batch_size=32, device="cpu", seed=2, canvas=128,
+                                   mix=PackedMix(scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0,
+                                                 second_person=0.0, noise_std=0.0, blur=0.0, person_height=(0.1, 0.1),
+                                                 frame_cut_people=True, wide_share=1.0))
+    stream.next_batch()  # a wide batch: the frame's width, 112 px, is what puts its edge pixels near the photo's
+    theta = stream._person_theta(torch.full((32,), 1))  # the bust: its width, not the tiny height, sets the zoom
+    alpha = stream._sample(stream.people[torch.full((32,), 1), 3:], theta)[:, 0]
+    assert alpha[:, :16].mean() < 0.5, "the frame reaches above the shoulders"
+    for edge in (alpha[:, 44:, 0], alpha[:, 44:, -1], alpha[:, -1]):  # shoulders and body run off three sides
+        assert edge.min() > 0.97, edge.min()
 
 
 def test_without_frame_cut_people_only_uncut_people_are_pasted(cut_pack: Path):
