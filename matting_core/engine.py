@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from matting_core.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_checkpoint, read_extra, read_metadata
-from matting_core.config import CLEAR_BACKGROUND_BELOW, ModelConfig
+from matting_core.config import CLEAR_BACKGROUND_BELOW, FILL_FOREGROUND_AT, ModelConfig
 from matting_core.model import MattingOutput, PortraitMattingModel
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class EngineOptions:
     composites went from IoU 0.32 to 0.66 with the default model), otherwise 1.0, the paper's behaviour.
     ``clear_background``: final alpha below this is set to 0 in cells the trimap calls background, so the
     old room does not show through faintly (``regions.clear_faint_background``; 0 = the paper's plain paste).
+    ``fill_foreground``: final alpha in cells the trimap calls foreground is divided by this and clipped to 1,
+    so the new background does not show through a face (``regions.fill_definite_foreground``; 1 = off).
     """
 
     device: str = "cpu"
@@ -49,6 +51,7 @@ class EngineOptions:
     threads: int | None = None
     coarse_scale: float | None = None
     clear_background: float = CLEAR_BACKGROUND_BELOW
+    fill_foreground: float = FILL_FOREGROUND_AT
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
@@ -59,6 +62,8 @@ class EngineOptions:
             raise ValueError("coarse_scale must be in [0.1, 1] (or None for automatic)")
         if not 0.0 <= self.clear_background < 1.0:
             raise ValueError("clear_background must be in [0, 1) (0 = off)")
+        if not 0.0 < self.fill_foreground <= 1.0:
+            raise ValueError("fill_foreground must be in (0, 1] (1 = off)")
 
 
 @dataclass
@@ -151,6 +156,7 @@ class MattingEngine:
         self.is_trained = is_trained
         self.coarse_scale = options.coarse_scale
         self.clear_background = options.clear_background
+        self.fill_foreground = options.fill_foreground
         #: Frame size (short side) the checkpoint was trained at, if it records one: the automatic coarse scale.
         self.train_size = train_size
 
@@ -196,7 +202,7 @@ class MattingEngine:
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             return self.model(
                 image, use_cra=self.use_cra, region_budget=self.region_budget, clock=clock, coarse_scale=scale,
-                clear_background=self.clear_background,
+                clear_background=self.clear_background, fill_foreground=self.fill_foreground,
             )
 
     def matte_detailed(self, frame: np.ndarray, channels: str = "rgb") -> MatteResult:

@@ -18,6 +18,7 @@ from matting_core.regions import (
     Regions,
     clear_faint_background,
     crop_patches,
+    fill_definite_foreground,
     paste_patches,
     select_top_k,
     select_uncertain,
@@ -165,6 +166,7 @@ class PortraitMattingModel(nn.Module):
         clock: StageClock | None = None,
         coarse_scale: float = 1.0,
         clear_background: float = 0.0,
+        fill_foreground: float = 1.0,
     ) -> MattingOutput:
         """``image`` (B, 3, H, W) RGB in [0, 1], any H, W. ``region_budget`` = fixed top-K cells per image.
 
@@ -173,6 +175,8 @@ class PortraitMattingModel(nn.Module):
         resampled to the full frame's 1/8 grid, so regions are still cut and refined at full resolution.
         ``clear_background`` > 0: final alpha below it in background cells is set to 0
         (``regions.clear_faint_background``; 0 = the paper's plain paste, what training uses).
+        ``fill_foreground`` < 1: final alpha in foreground cells is divided by it and clipped to 1
+        (``regions.fill_definite_foreground``; 1 = the paper's plain paste, what training uses).
         """
         use_cra = self.cfg.use_cra if use_cra is None else use_cra
         h, w = image.shape[-2:]
@@ -189,6 +193,7 @@ class PortraitMattingModel(nn.Module):
 
         alpha, refined = self.refine_stage(padded, up, regions, use_cra, search, clock or NO_CLOCK)
         alpha = clear_faint_background(alpha, coarse.trimap_logits, clear_background, self.cfg.region_size)
+        alpha = fill_definite_foreground(alpha, coarse.trimap_logits, fill_foreground, self.cfg.region_size)
         return MattingOutput(
             alpha=alpha[..., :h, :w],
             upsampled_alpha=up[..., :h, :w],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-BACKGROUND, UNKNOWN = 0, 1  # trimap class indices (2 = foreground)
+BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2  # trimap class indices
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,23 @@ def clear_faint_background(
     bg = (trimap_logits.argmax(dim=1, keepdim=True) == BACKGROUND).repeat_interleave(r, 2).repeat_interleave(r, 3)
     bg = bg[..., : alpha.shape[-2], : alpha.shape[-1]]
     return alpha.masked_fill(bg & (alpha < below), 0.0)
+
+
+def fill_definite_foreground(
+    alpha: torch.Tensor, trimap_logits: torch.Tensor, full_at: float, r: int = 8
+) -> torch.Tensor:
+    """``alpha`` (B, 1, H, W) divided by ``full_at`` and clipped to 1 in the cells the trimap calls foreground.
+
+    ``alpha`` may be the padded frame's or cropped from it at the bottom/right (cells start at the top-left).
+
+    Why: the paper takes "definite foreground" (alpha = 1) from the upsampled coarse alpha; a weak coarse
+    network leaves 0.7-0.9 over faces and shirts in cells its own trimap head calls foreground, so the new
+    background shows through the person. A linear stretch (not a threshold) adds no new edge inside a cell,
+    and a cell the trimap wrongly calls foreground with low alpha stays low. ``full_at`` >= 1 returns
+    ``alpha`` unchanged.
+    """
+    if full_at >= 1:
+        return alpha
+    fg = (trimap_logits.argmax(dim=1, keepdim=True) == FOREGROUND).repeat_interleave(r, 2).repeat_interleave(r, 3)
+    fg = fg[..., : alpha.shape[-2], : alpha.shape[-1]]
+    return torch.where(fg, (alpha / full_at).clamp(max=1.0), alpha)

@@ -7,8 +7,9 @@ people source, chosen by hash; room scenes that were not packed):
 - ``composites``: held-out people (foreground colours estimated from image + alpha) pasted bottom-anchored
   onto unseen room scenes at 1280x720 (`--frame`), so the ground truth is exact and the teacher *is* scored.
 Modes: the model with CRA, without CRA (same weights), coarse only (the bilinearly upsampled coarse alpha),
-all three with the engine's clearing of faint alpha in background cells (``--clear-background``), the
-model with CRA and the paper's plain paste (no clearing), and the teacher. Metrics: SAD, SAD-T (30x30
+all three with the engine's clearing of faint alpha in background cells (``--clear-background``) and
+filling of foreground cells (``--fill-foreground``), the model with CRA and the paper's plain paste (neither),
+and the teacher. Metrics: SAD, SAD-T (30x30
 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
 The issue's own eyeball check comes out too: ``named_photos.jpg``, scikit-image's astronaut and matplotlib's
 Grace Hopper (image | alpha | composite), when those two packages are installed (``.[dev,train]``).
@@ -34,7 +35,7 @@ from matting_core.backends.peer import RvmPeer
 from matting_core.data.packed import estimate_foreground
 from matting_core.engine import EngineOptions, MattingEngine
 from matting_core.metrics import benchmark_trimap, evaluate_pair, mean_metrics
-from matting_core.regions import clear_faint_background
+from matting_core.regions import clear_faint_background, fill_definite_foreground
 
 FRAME = (720, 1280)
 
@@ -105,12 +106,16 @@ def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tupl
     return photo_set, comps
 
 
-def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid_rows: list, clear: float):
+def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid_rows: list, clear: float,
+          fill: float):
     rows: dict[str, list] = {"CRA": [], "w/o CRA": [], "coarse only": [], "CRA, plain paste": [], "teacher": []}
-    engine.clear_background = 0.0  # each mode is run once and cleared here, so the plain paste costs nothing
+    # each mode is run once and cleared / filled here, so the plain paste costs nothing
+    engine.clear_background, engine.fill_foreground = 0.0, 1.0
 
     def cleared(alpha: torch.Tensor, out) -> np.ndarray:
-        return clear_faint_background(alpha, out.trimap_logits, clear, engine.cfg.region_size)[0, 0].float().numpy()
+        r = engine.cfg.region_size
+        alpha = clear_faint_background(alpha, out.trimap_logits, clear, r)
+        return fill_definite_foreground(alpha, out.trimap_logits, fill, r)[0, 0].float().numpy()
 
     for k, (_rel, rgb, gt) in enumerate(tqdm(items, desc=name)):
         tri = benchmark_trimap(gt)
@@ -189,6 +194,8 @@ def main() -> None:
     ap.add_argument("--coarse-scale", type=float, default=None, help="engine coarse scale (default: automatic)")
     ap.add_argument("--clear-background", type=float, default=EngineOptions.clear_background,
                     help="the engine's clearing of faint alpha in background cells (0 = the paper's plain paste)")
+    ap.add_argument("--fill-foreground", type=float, default=EngineOptions.fill_foreground,
+                    help="the engine's stretch of alpha to 1 in foreground cells (1 = the paper's plain paste)")
     ap.add_argument("--seen", action="store_true",
                     help="score on the training people and packed room scenes instead of the held-out ones")
     args = ap.parse_args()
@@ -204,13 +211,13 @@ def main() -> None:
     for name, items in (("photos", photos), ("composites", comps)):
         if not items:
             continue
-        results[name] = score(engine, teacher, items, name, pics[name], args.clear_background)
+        results[name] = score(engine, teacher, items, name, pics[name], args.clear_background, args.fill_foreground)
         picture(pics[name], bg, args.out / f"{name}.jpg")
-    engine.clear_background = args.clear_background
+    engine.clear_background, engine.fill_foreground = args.clear_background, args.fill_foreground
     named_picture(engine, bg, args.out / "named_photos.jpg")
     results["counts"] = {"photos": len(photos), "composites": len(comps)}
     results["setup"] = {"frame": args.frame, "coarse_scale": args.coarse_scale or "auto",
-                        "clear_background": args.clear_background,
+                        "clear_background": args.clear_background, "fill_foreground": args.fill_foreground,
                         "material": "training (--seen)" if args.seen else "held out"}
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     lines = []

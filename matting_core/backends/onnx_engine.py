@@ -6,7 +6,7 @@ fits comfortably under the RVM peer's 1.3 GB. The glue between the graphs is sma
 own functions (``matting_core.regions`` select/crop/paste, ``matting_core.neighbours.knn_kdtree``);
 ``tests/matting_core/test_onnx.py`` pins it to PyTorch's output (same regions, same alpha).
 Interface as ``MattingEngine``: ``matte``, ``matte_detailed``, settable ``use_cra`` / ``region_budget`` /
-``clear_background``.
+``clear_background`` / ``fill_foreground``.
 
 Exports with a coarse input scale < 1 (``manifest.coarse_scale``, the quality setting ``MattingEngine`` picks
 automatically) take the frame replicate-padded and shrunk with ``cv2.resize(INTER_AREA)`` in the coarse graph;
@@ -28,14 +28,14 @@ import numpy as np
 
 from matting_core.backends.onnx_manifest import ExportManifest
 from matting_core.backends.ort_session import OrtOptions, OrtSession, create_session
-from matting_core.config import CLEAR_BACKGROUND_BELOW
+from matting_core.config import CLEAR_BACKGROUND_BELOW, FILL_FOREGROUND_AT
 from matting_core.kdtree_knn import kdtree_knn
 
 log = logging.getLogger(__name__)
 
 #: Above this many pixels per frame the CPU memory arena is switched off (see ``OrtOptions.memory_arena``).
 ARENA_MAX_PIXELS = 1920 * 1088
-BACKGROUND, UNKNOWN = 0, 1  # trimap classes (2 = foreground), as in matting_core.regions
+BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2  # trimap classes, as in matting_core.regions
 
 
 @dataclass
@@ -101,6 +101,16 @@ def clear_faint_background(alpha: np.ndarray, trimap_logits: np.ndarray, below: 
     return np.where(bg & (alpha < below), np.float32(0.0), alpha)
 
 
+def fill_definite_foreground(alpha: np.ndarray, trimap_logits: np.ndarray, full_at: float, r: int) -> np.ndarray:
+    """``matting_core.regions.fill_definite_foreground`` in numpy: alpha (B, 1, H, W) / ``full_at``, clipped to 1,
+    in the cells whose trimap argmax is foreground (``full_at`` >= 1 returns ``alpha`` itself)."""
+    if full_at >= 1:
+        return alpha
+    fg = (trimap_logits.argmax(axis=1, keepdims=True) == FOREGROUND).repeat(r, axis=2).repeat(r, axis=3)
+    fg = fg[..., : alpha.shape[-2], : alpha.shape[-1]]
+    return np.where(fg, np.minimum(alpha / np.float32(full_at), np.float32(1.0)), alpha).astype(np.float32)
+
+
 def knn_regions(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """KD-tree k nearest regions of the same image (rows: (N, 3) = image, y, x); see ``kdtree_knn``."""
     return kdtree_knn(rows[:, 1:], rows[:, 0], k)
@@ -114,7 +124,8 @@ class OnnxMattingEngine:
     """
 
     def __init__(self, export_dir: str | Path, options: OrtOptions | None = None, use_cra: bool = True,
-                 region_budget: int | None = None, clear_background: float = CLEAR_BACKGROUND_BELOW) -> None:
+                 region_budget: int | None = None, clear_background: float = CLEAR_BACKGROUND_BELOW,
+                 fill_foreground: float = FILL_FOREGROUND_AT) -> None:
         self.manifest = ExportManifest.load(export_dir)
         if options is None:
             big = self.manifest.width * self.manifest.height > ARENA_MAX_PIXELS
@@ -127,6 +138,7 @@ class OnnxMattingEngine:
         }
         self.use_cra = use_cra
         self.clear_background = clear_background  # as EngineOptions.clear_background
+        self.fill_foreground = fill_foreground  # as EngineOptions.fill_foreground
         self._budget: int | None = None
         self.region_budget = region_budget if self.manifest.budget is None else self.manifest.budget
         self.knn_k = self.manifest.knn_k
@@ -184,6 +196,7 @@ class OnnxMattingEngine:
             alpha = up.copy()
             _cells(alpha, r)[rows[:, 0], rows[:, 1], rows[:, 2]] = refined
         alpha = clear_faint_background(alpha, trimap_logits, self.clear_background, r)
+        alpha = fill_definite_foreground(alpha, trimap_logits, self.fill_foreground, r)
         t_refine = time.perf_counter()
         result = OnnxMatteResult(
             alpha=np.ascontiguousarray(alpha[0, 0, :h, :w]),

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from matting_core.config import CLEAR_BACKGROUND_BELOW
+from matting_core.config import CLEAR_BACKGROUND_BELOW, FILL_FOREGROUND_AT
 from matting_core.gpu_composite import composite_torch
 from matting_core.model import PortraitMattingModel
 from matting_core.neighbours import Neighbours, knn_pairwise
@@ -59,6 +59,7 @@ class TorchRuntimeOptions:
     fused_attention: bool = True
     cuda_graph: bool = True
     clear_background: float = CLEAR_BACKGROUND_BELOW  # as EngineOptions.clear_background
+    fill_foreground: float = FILL_FOREGROUND_AT  # as EngineOptions.fill_foreground
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
@@ -91,7 +92,7 @@ def knn_fixed_count(coords: torch.Tensor, batch_size: int, k: int) -> Neighbours
 
 def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int, use_cra: bool,
                    clock: Any = None, knn: str = "pairwise",
-                   clear_background: float = 0.0) -> tuple[torch.Tensor, int]:
+                   clear_background: float = 0.0, fill_foreground: float = 1.0) -> tuple[torch.Tensor, int]:
     """The model's forward with a fixed region budget, free of host syncs (CUDA-graph safe).
 
     With a budget the model tells the pairwise search the image count, so top-K selection, KNN and
@@ -99,7 +100,7 @@ def static_forward(model: PortraitMattingModel, image: torch.Tensor, budget: int
     model's forward ("kdtree" gives the same neighbours with a sync: for tests).
     """
     out = model(image, use_cra=use_cra, region_budget=budget, knn=knn, clock=clock,
-                clear_background=clear_background)
+                clear_background=clear_background, fill_foreground=fill_foreground)
     return out.alpha, len(out.regions)
 
 
@@ -138,15 +139,16 @@ class TorchRuntime:
         image = frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         if self.options.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        budget, clear = self.options.region_budget, self.options.clear_background
+        budget, clear, fill = self.options.region_budget, self.options.clear_background, self.options.fill_foreground
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None,
                             cache_enabled=False):
             if budget is not None:
                 alpha, self.last_region_count = static_forward(self.model, image, budget, self.options.use_cra, clock,
-                                                               clear_background=clear)
+                                                               clear_background=clear, fill_foreground=fill)
             else:
                 knn = "pairwise" if self.is_cuda else "auto"
-                out = self.model(image, use_cra=self.options.use_cra, knn=knn, clock=clock, clear_background=clear)
+                out = self.model(image, use_cra=self.options.use_cra, knn=knn, clock=clock, clear_background=clear,
+                                 fill_foreground=fill)
                 alpha, self.last_region_count = out.alpha, len(out.regions)
         return alpha.float()
 

@@ -1,4 +1,5 @@
-"""``mattecam matte``: 8-bit alpha PNGs per image, background clearing on by default, clear errors."""
+"""``mattecam matte``: 8-bit alpha PNGs per image, background clearing and foreground filling on by default,
+clear errors."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ def background_ckpt(tiny_model, tmp_path):
     with torch.no_grad():
         tiny_model.coarse.head8.trimap.conv.bias[:4] += 20.0
     return save_checkpoint(tiny_model, tmp_path / "bg.safetensors")
+
+
+@pytest.fixture
+def foreground_ckpt(tiny_model, tmp_path):
+    """The tiny model with its trimap head biased to "foreground" everywhere (class 2 reads channels 8..11)."""
+    with torch.no_grad():
+        tiny_model.coarse.head8.trimap.conv.bias[8:12] += 20.0
+    return save_checkpoint(tiny_model, tmp_path / "fg.safetensors")
 
 
 @pytest.fixture
@@ -50,6 +59,24 @@ def test_clear_background_out_of_range_is_a_clear_error(background_ckpt, photo, 
     assert main(["matte", str(photo), "-o", str(tmp_path / "o"), "--model", str(background_ckpt),
                  "--clear-background", value]) == 1
     assert "clear_background must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_filling_stretches_foreground_cells_and_one_turns_it_off(foreground_ckpt, photo, tmp_path):
+    plain = _matte(photo, foreground_ckpt, tmp_path / "plain", "--fill-foreground", "1").astype(np.float32)
+    default = _matte(photo, foreground_ckpt, tmp_path / "default").astype(np.float32)
+    half = _matte(photo, foreground_ckpt, tmp_path / "half", "--fill-foreground", "0.5").astype(np.float32)
+    assert (plain < 250).mean() > 0.5  # the random model is far from opaque: filling has work to do
+    # every cell is foreground: alpha / T, clipped to 1 (1.5 levels of slack: 8-bit rounding on both sides)
+    assert np.abs(default - np.minimum(plain / 0.8, 255)).max() <= 1.5
+    assert np.abs(half - np.minimum(plain / 0.5, 255)).max() <= 2.5
+    assert (half == 255).mean() > (default == 255).mean()
+
+
+@pytest.mark.parametrize("value", ["0", "1.5"])
+def test_fill_foreground_out_of_range_is_a_clear_error(foreground_ckpt, photo, tmp_path, capsys, value):
+    assert main(["matte", str(photo), "-o", str(tmp_path / "o"), "--model", str(foreground_ckpt),
+                 "--fill-foreground", value]) == 1
+    assert "fill_foreground must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_an_unreadable_image_is_reported_and_the_rest_still_matted(background_ckpt, photo, tmp_path, capsys):

@@ -135,3 +135,9 @@ def test_coarse_scale_follows_the_training_size_the_checkpoint_records(tiny_mode
 def test_clear_background_out_of_range_is_refused(value):
     with pytest.raises(ValueError, match="clear_background"):
         EngineOptions(clear_background=value)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, 1.2])
+def test_fill_foreground_out_of_range_is_refused(value):
+    with pytest.raises(ValueError, match="fill_foreground"):
+        EngineOptions(fill_foreground=value)

@@ -94,6 +94,21 @@ def test_onnx_engine_clears_background_like_pytorch(model, export_dir, frame, cl
         assert (in_bg == 0).mean() < 0.01
 
 
+@pytest.mark.parametrize("fill", [1.0, 0.6])
+def test_onnx_engine_fills_foreground_like_pytorch(model, export_dir, frame, fill):
+    torch_engine = MattingEngine(model, EngineOptions(fill_foreground=fill))
+    onnx_engine = OnnxMattingEngine(export_dir, CPU1, fill_foreground=fill)
+    want, got = torch_engine.matte_detailed(frame), onnx_engine.matte_detailed(frame)
+    assert np.abs(got.alpha - want.alpha).max() < 1e-4
+    filled = (want.trimap == 2).repeat(8, 0).repeat(8, 1)[:H, :W]
+    assert filled.any()  # the random model calls some cells foreground, so the filling is exercised
+    plain = OnnxMattingEngine(export_dir, CPU1, fill_foreground=1.0).matte(frame)
+    np.testing.assert_allclose(got.alpha[filled], np.minimum(plain[filled] / fill, 1.0), atol=1e-6)
+    np.testing.assert_array_equal(got.alpha[~filled], plain[~filled])
+    if fill < 1:
+        assert np.abs(got.alpha - plain).max() > 0.05  # the stretch visibly acted
+
+
 def test_cra_changes_the_onnx_result(export_dir, frame):
     """Guards against the two refinement graphs being the same graph."""
     on = OnnxMattingEngine(export_dir, CPU1, use_cra=True, region_budget=45).matte(frame)
@@ -236,7 +251,8 @@ def test_scaled_onnx_engine_is_close_to_the_antialiased_model(tiny, scaled_dir, 
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         out = tiny(x, coarse_scale=SCALE)
-    got = OnnxMattingEngine(scaled_dir, CPU1).matte_detailed(frame)
+    # the model's own forward is the paper's plain paste: neither clearing nor filling
+    got = OnnxMattingEngine(scaled_dir, CPU1, clear_background=0.0, fill_foreground=1.0).matte_detailed(frame)
     want_trimap = out.trimap_logits[0].argmax(0).numpy()
     coarse = torch.sigmoid(out.coarse_alpha_logits[0, 0]).numpy()
     agree = float((got.trimap == want_trimap).mean())

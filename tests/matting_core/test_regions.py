@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from matting_core.backends.onnx_engine import clear_faint_background as clear_numpy
+from matting_core.backends.onnx_engine import fill_definite_foreground as fill_numpy
 from matting_core.regions import (
     Regions,
     clear_faint_background,
     crop_patches,
+    fill_definite_foreground,
     paste_patches,
     select_top_k,
     select_uncertain,
@@ -79,3 +81,28 @@ def test_clear_faint_background_takes_a_cropped_alpha_and_numpy_agrees():
     assert torch.equal(out, clear_faint_background(alpha, logits, 0.3)[..., :13, :21])
     np.testing.assert_array_equal(clear_numpy(alpha.numpy(), logits.numpy(), 0.3, 8),
                                   clear_faint_background(alpha, logits, 0.3).numpy())
+
+
+def test_fill_definite_foreground_stretches_alpha_only_in_foreground_cells():
+    alpha, logits = _two_by_three_cells()  # cell (1, 0) is foreground, holding 0.2
+    alpha[0, 0, 8:12, 0:8] = 0.9  # its top half: a face the coarse net left at 0.9
+    out = fill_definite_foreground(alpha, logits, 0.8)
+    fg = out[0, 0, 8:16, 0:8]
+    assert torch.all(fg[:4] == 1.0)  # at or above 0.8 -> fully opaque
+    assert torch.allclose(fg[4:], torch.full((4, 8), 0.25))  # below: stretched linearly (0.2 / 0.8), no step
+    rest = torch.ones_like(alpha, dtype=torch.bool)
+    rest[0, 0, 8:16, 0:8] = False
+    assert torch.equal(out[rest], alpha[rest])  # background and unknown cells untouched
+    assert float(alpha[0, 0, 8, 0]) == pytest.approx(0.9)  # pure: the input is untouched
+    assert fill_definite_foreground(alpha, logits, 1.0) is alpha  # 1 = the paper's plain paste
+
+
+def test_fill_definite_foreground_takes_a_cropped_alpha_and_numpy_agrees():
+    alpha, logits = _two_by_three_cells()
+    alpha[0, 0, 8:16, 0:8] = torch.linspace(0, 1, 64).reshape(8, 8)
+    cropped = alpha[..., :13, :21]
+    out = fill_definite_foreground(cropped, logits, 0.7)
+    assert out.shape == cropped.shape
+    assert torch.equal(out, fill_definite_foreground(alpha, logits, 0.7)[..., :13, :21])
+    np.testing.assert_allclose(fill_numpy(cropped.numpy(), logits.numpy(), 0.7, 8), out.numpy(), atol=1e-7)
+    assert fill_numpy(alpha.numpy(), logits.numpy(), 0.7, 8).dtype == np.float32
