@@ -71,10 +71,12 @@ def test_fused_attention_switch_reaches_every_swin_block_and_keeps_the_output(mo
 def test_runtime_on_cpu_matches_the_model(model, use_cra):
     frame = _frame(224, 288, 4)
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
-    with torch.inference_mode():
-        want = model(x, use_cra=use_cra, region_budget=60).alpha[0, 0].numpy()
-    rt = TorchRuntime(model, TorchRuntimeOptions(device="cpu", precision="fp32", use_cra=use_cra,
-                                                 region_budget=60, channels_last=True, fused_attention=True))
+    opts = TorchRuntimeOptions(device="cpu", precision="fp32", use_cra=use_cra, region_budget=60,
+                               channels_last=True, fused_attention=True)
+    with torch.inference_mode():  # the runtime's default clearing and filling, passed to the model itself
+        want = model(x, use_cra=use_cra, region_budget=60, clear_background=opts.clear_background,
+                     fill_foreground=opts.fill_foreground).alpha[0, 0].numpy()
+    rt = TorchRuntime(model, opts)
     got = rt.matte(frame)
     enable_fused_attention(model, False)
     model.to(memory_format=torch.contiguous_format)
