@@ -74,6 +74,13 @@ def paste_patches(image: torch.Tensor, patches: torch.Tensor, regions: Regions, 
     return out
 
 
+def trimap_class_pixels(trimap_logits: torch.Tensor, cls: int, r: int, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) bool: pixels of the cells whose trimap argmax is ``cls``, cropped to ``size`` = (H, W) at the
+    bottom/right (the frame before padding to the cell grid, or the padded frame itself)."""
+    mask = (trimap_logits.argmax(dim=1, keepdim=True) == cls).repeat_interleave(r, 2).repeat_interleave(r, 3)
+    return mask[..., : size[0], : size[1]]
+
+
 def clear_faint_background(
     alpha: torch.Tensor, trimap_logits: torch.Tensor, below: float, r: int = 8
 ) -> torch.Tensor:
@@ -88,8 +95,7 @@ def clear_faint_background(
     """
     if below <= 0:
         return alpha
-    bg = (trimap_logits.argmax(dim=1, keepdim=True) == BACKGROUND).repeat_interleave(r, 2).repeat_interleave(r, 3)
-    bg = bg[..., : alpha.shape[-2], : alpha.shape[-1]]
+    bg = trimap_class_pixels(trimap_logits, BACKGROUND, r, alpha.shape[-2:])
     return alpha.masked_fill(bg & (alpha < below), 0.0)
 
 
@@ -108,6 +114,5 @@ def fill_definite_foreground(
     """
     if full_at >= 1:
         return alpha
-    fg = (trimap_logits.argmax(dim=1, keepdim=True) == FOREGROUND).repeat_interleave(r, 2).repeat_interleave(r, 3)
-    fg = fg[..., : alpha.shape[-2], : alpha.shape[-1]]
+    fg = trimap_class_pixels(trimap_logits, FOREGROUND, r, alpha.shape[-2:])
     return torch.where(fg, (alpha / full_at).clamp(max=1.0), alpha)

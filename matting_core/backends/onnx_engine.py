@@ -92,12 +92,18 @@ def _resize_chw(t: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(height, width, -1).transpose(2, 0, 1)
 
 
+def trimap_class_pixels(trimap_logits: np.ndarray, cls: int, r: int, size: tuple[int, ...]) -> np.ndarray:
+    """``matting_core.regions.trimap_class_pixels`` in numpy: (B, 1, H, W) bool, cropped to ``size`` = (H, W)."""
+    mask = (trimap_logits.argmax(axis=1, keepdims=True) == cls).repeat(r, axis=2).repeat(r, axis=3)
+    return mask[..., : size[0], : size[1]]
+
+
 def clear_faint_background(alpha: np.ndarray, trimap_logits: np.ndarray, below: float, r: int) -> np.ndarray:
     """``matting_core.regions.clear_faint_background`` in numpy: alpha (B, 1, H, W) under ``below`` -> 0 in
     the cells whose trimap argmax is background (``below`` <= 0 returns ``alpha`` itself)."""
     if below <= 0:
         return alpha
-    bg = (trimap_logits.argmax(axis=1, keepdims=True) == BACKGROUND).repeat(r, axis=2).repeat(r, axis=3)
+    bg = trimap_class_pixels(trimap_logits, BACKGROUND, r, alpha.shape[-2:])
     return np.where(bg & (alpha < below), np.float32(0.0), alpha)
 
 
@@ -106,8 +112,7 @@ def fill_definite_foreground(alpha: np.ndarray, trimap_logits: np.ndarray, full_
     in the cells whose trimap argmax is foreground (``full_at`` >= 1 returns ``alpha`` itself)."""
     if full_at >= 1:
         return alpha
-    fg = (trimap_logits.argmax(axis=1, keepdims=True) == FOREGROUND).repeat(r, axis=2).repeat(r, axis=3)
-    fg = fg[..., : alpha.shape[-2], : alpha.shape[-1]]
+    fg = trimap_class_pixels(trimap_logits, FOREGROUND, r, alpha.shape[-2:])
     return np.where(fg, np.minimum(alpha / np.float32(full_at), np.float32(1.0)), alpha).astype(np.float32)
 
 

@@ -79,14 +79,20 @@ def test_onnx_engine_mattes_like_pytorch(model, export_dir, frame, use_cra, budg
     assert set(got.timings_ms) == {"coarse", "knn", "refine", "total"}
 
 
+def _onnx_like_pytorch(model, export_dir, frame, trimap_class: int, **snap):
+    """Both engines with the same clearing / filling ``snap`` options: the ONNX result (it must equal PyTorch's)
+    and the pixels of the cells PyTorch's trimap puts in ``trimap_class`` (there must be some)."""
+    want = MattingEngine(model, EngineOptions(**snap)).matte_detailed(frame)
+    got = OnnxMattingEngine(export_dir, CPU1, **snap).matte_detailed(frame)
+    assert np.abs(got.alpha - want.alpha).max() < 1e-4
+    cells = (want.trimap == trimap_class).repeat(8, 0).repeat(8, 1)[:H, :W]
+    assert cells.any()  # the random model has cells of that class, so the rule is exercised
+    return got, cells
+
+
 @pytest.mark.parametrize("clear", [0.0, 0.99])
 def test_onnx_engine_clears_background_like_pytorch(model, export_dir, frame, clear):
-    torch_engine = MattingEngine(model, EngineOptions(clear_background=clear))
-    onnx_engine = OnnxMattingEngine(export_dir, CPU1, clear_background=clear)
-    want, got = torch_engine.matte_detailed(frame), onnx_engine.matte_detailed(frame)
-    assert np.abs(got.alpha - want.alpha).max() < 1e-4
-    cleared = (want.trimap == 0).repeat(8, 0).repeat(8, 1)[:H, :W]
-    assert cleared.any()  # the random model calls some cells background, so the clearing is exercised
+    got, cleared = _onnx_like_pytorch(model, export_dir, frame, 0, clear_background=clear)
     in_bg = got.alpha[cleared]
     if clear:  # background cells hold 0 or values at or above the threshold, nothing in between
         assert np.all((in_bg == 0) | (in_bg >= clear)) and (in_bg == 0).mean() > 0.5
@@ -96,12 +102,7 @@ def test_onnx_engine_clears_background_like_pytorch(model, export_dir, frame, cl
 
 @pytest.mark.parametrize("fill", [1.0, 0.6])
 def test_onnx_engine_fills_foreground_like_pytorch(model, export_dir, frame, fill):
-    torch_engine = MattingEngine(model, EngineOptions(fill_foreground=fill))
-    onnx_engine = OnnxMattingEngine(export_dir, CPU1, fill_foreground=fill)
-    want, got = torch_engine.matte_detailed(frame), onnx_engine.matte_detailed(frame)
-    assert np.abs(got.alpha - want.alpha).max() < 1e-4
-    filled = (want.trimap == 2).repeat(8, 0).repeat(8, 1)[:H, :W]
-    assert filled.any()  # the random model calls some cells foreground, so the filling is exercised
+    got, filled = _onnx_like_pytorch(model, export_dir, frame, 2, fill_foreground=fill)
     plain = OnnxMattingEngine(export_dir, CPU1, fill_foreground=1.0).matte(frame)
     np.testing.assert_allclose(got.alpha[filled], np.minimum(plain[filled] / fill, 1.0), atol=1e-6)
     np.testing.assert_array_equal(got.alpha[~filled], plain[~filled])
