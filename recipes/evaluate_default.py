@@ -11,6 +11,9 @@ all three with the engine's clearing of faint alpha in background cells (``--cle
 filling of foreground cells (``--fill-foreground``), the model with CRA and the paper's plain paste (neither),
 and the teacher. Metrics: SAD, SAD-T (30x30
 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
+Per item (``items.json``, and the largest-SAD rows in ``metrics.md``): the model's SAD split by the
+benchmark trimap's areas (scenery kept as person / edge band / holes in the person), the person's height and
+the teacher's SAD; ``<set>_worst.jpg`` pictures the four largest-SAD items.
 The issue's own eyeball check comes out too: ``named_photos.jpg``, scikit-image's astronaut and matplotlib's
 Grace Hopper (image | alpha | composite), when those two packages are installed (``.[dev,train]``).
 ``--seen`` builds both sets from training material instead (packed people, packed scenes): a model as bad
@@ -34,7 +37,7 @@ from tqdm import tqdm
 from matting_core.backends.peer import RvmPeer
 from matting_core.data.packed import estimate_foreground
 from matting_core.engine import EngineOptions, MattingEngine
-from matting_core.metrics import benchmark_trimap, evaluate_pair, mean_metrics
+from matting_core.metrics import benchmark_trimap, evaluate_pair, mean_metrics, sad_by_trimap
 from matting_core.regions import clear_faint_background, fill_definite_foreground
 
 FRAME = (720, 1280)
@@ -106,8 +109,28 @@ def build_sets(shared: Path, pack: Path, n_photos: int, n_comp: int, frame: tupl
     return photo_set, comps
 
 
+def person_extent(gt: np.ndarray) -> dict[str, float]:
+    """How much of the frame the person fills: the height of the alpha >= 0.5 rows and the area share."""
+    rows = np.flatnonzero((gt >= 0.5).any(1))
+    height = (rows[-1] - rows[0] + 1) / gt.shape[0] if rows.size else 0.0
+    return {"height": float(height), "area": float((gt >= 0.5).mean())}
+
+
+def item_record(rel: str, pred: np.ndarray, gt: np.ndarray, tri: np.ndarray, metrics: dict,
+                teacher: dict | None) -> dict:
+    """One composite's numbers for ``items.json``: where the error sits (trimap areas), how big the person
+    is, and the teacher's SAD on the same frame, so a mean can be traced to the items that make it."""
+    rec = {"item": rel, **person_extent(gt), **{k: metrics[k] for k in ("SAD", "SAD-T", "IoU")},
+           **{f"SAD {area}": v for area, v in sad_by_trimap(pred, gt, tri).items()}}
+    if teacher is not None:
+        rec["teacher SAD"], rec["teacher IoU"] = teacher["SAD"], teacher["IoU"]
+    return rec
+
+
 def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid_rows: list, clear: float,
-          fill: float):
+          fill: float, records: list | None = None, worst: list | None = None, n_worst: int = 4):
+    """Mean metrics per mode; ``records`` gets one :func:`item_record` per item (model with CRA) and
+    ``worst`` the ``n_worst`` items with the largest SAD as (SAD, (rgb, alpha, gt)) for a picture."""
     rows: dict[str, list] = {"CRA": [], "w/o CRA": [], "coarse only": [], "CRA, plain paste": [], "teacher": []}
     # each mode is run once and cleared / filled here, so the plain paste costs nothing
     engine.clear_background, engine.fill_foreground = 0.0, 1.0
@@ -117,7 +140,7 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
         alpha = clear_faint_background(alpha, out.trimap_logits, clear, r)
         return fill_definite_foreground(alpha, out.trimap_logits, fill, r)[0, 0].float().numpy()
 
-    for k, (_rel, rgb, gt) in enumerate(tqdm(items, desc=name)):
+    for k, (rel, rgb, gt) in enumerate(tqdm(items, desc=name)):
         tri = benchmark_trimap(gt)
         image = engine.to_tensor(rgb)
         engine.use_cra = True
@@ -129,12 +152,39 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
         engine.use_cra = False
         out = engine.run(image)
         rows["w/o CRA"].append(evaluate_pair(cleared(out.alpha, out), gt, tri))
+        t_metrics = None
         if teacher is not None and name == "composites":
             teacher.reset()
-            rows["teacher"].append(evaluate_pair(teacher(rgb).alpha, gt, tri))
+            t_metrics = evaluate_pair(teacher(rgb).alpha, gt, tri)
+            rows["teacher"].append(t_metrics)
+        if records is not None:
+            records.append(item_record(rel, a_cra, gt, tri, rows["CRA"][-1], t_metrics))
+        if worst is not None:
+            worst.append((rows["CRA"][-1]["SAD"], k, (rgb, a_cra, gt)))
+            worst.sort(key=lambda w: -w[0])
+            del worst[n_worst:]
         if k < 4:
             grid_rows.append((rgb, a_cra, gt))
     return {mode: mean_metrics(r) for mode, r in rows.items() if r}
+
+
+def worst_items_table(records: list[dict], n: int = 8) -> list[str]:
+    """Markdown rows for the ``n`` items with the largest SAD, and the share of the set's SAD they carry."""
+    total = sum(r["SAD"] for r in records) or 1.0
+    ranked = sorted(records, key=lambda r: -r["SAD"])[:n]
+    has_teacher = all("teacher SAD" in r for r in ranked)
+    head = "| item | person height | SAD | in background | in edge band | in person | IoU |"
+    lines = [f"{n} largest SAD of {len(records)} items, {sum(r['SAD'] for r in ranked) / total:.0%} of the "
+             f"set's SAD; SAD split by the benchmark trimap's areas:", "",
+             head + (" teacher SAD |" if has_teacher else ""), "|---" * (7 + has_teacher) + "|"]
+    for r in ranked:
+        line = (f"| {r['item']} | {r['height']:.2f} | {r['SAD']:.2f} | {r['SAD background']:.2f} | "
+                f"{r['SAD unknown']:.2f} | {r['SAD foreground']:.2f} | {r['IoU']:.3f} |")
+        lines.append(line + (f" {r['teacher SAD']:.2f} |" if has_teacher else ""))
+    sums = {a: sum(r[f"SAD {a}"] for r in records) / total for a in ("background", "unknown", "foreground")}
+    lines += ["", f"Whole set: {sums['background']:.0%} of SAD in the background, {sums['unknown']:.0%} in the "
+              f"edge band, {sums['foreground']:.0%} inside the person.", ""]
+    return lines
 
 
 def picture(rows, bg: np.ndarray, path: Path, height: int = 220) -> None:
@@ -208,11 +258,15 @@ def main() -> None:
     photos, comps = build_sets(args.shared, args.pack, args.photos, args.composites, (fh, fw), args.seen)
     bg = cv2.imread(str(args.background))[:, :, ::-1]
     results, pics = {}, {"photos": [], "composites": []}
+    records: dict[str, list] = {"photos": [], "composites": []}
     for name, items in (("photos", photos), ("composites", comps)):
         if not items:
             continue
-        results[name] = score(engine, teacher, items, name, pics[name], args.clear_background, args.fill_foreground)
+        worst: list = []
+        results[name] = score(engine, teacher, items, name, pics[name], args.clear_background, args.fill_foreground,
+                              records[name], worst)
         picture(pics[name], bg, args.out / f"{name}.jpg")
+        picture([w[2] for w in worst], bg, args.out / f"{name}_worst.jpg")
     engine.clear_background, engine.fill_foreground = args.clear_background, args.fill_foreground
     named_picture(engine, bg, args.out / "named_photos.jpg")
     results["counts"] = {"photos": len(photos), "composites": len(comps)}
@@ -220,6 +274,7 @@ def main() -> None:
                         "clear_background": args.clear_background, "fill_foreground": args.fill_foreground,
                         "material": "training (--seen)" if args.seen else "held out"}
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
+    (args.out / "items.json").write_text(json.dumps(records, indent=1))
     lines = []
     for name in ("photos", "composites"):
         if not results["counts"][name]:
@@ -230,6 +285,7 @@ def main() -> None:
             lines.append(f"| {mode} | {m['SAD']:.2f} | {m['SAD-T']:.2f} | {m['Grad']:.2f} | {m['Conn']:.2f} | "
                          f"{m['MSE']:.4f} | {m['IoU']:.3f} |")
         lines.append("")
+        lines += [f"#### {name}: where the error sits (model with CRA)", ""] + worst_items_table(records[name])
     (args.out / "metrics.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

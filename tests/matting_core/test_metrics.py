@@ -13,6 +13,7 @@ from matting_core.metrics import (
     mean_metrics,
     mse,
     sad,
+    sad_by_trimap,
     sad_t,
 )
 
@@ -49,6 +50,23 @@ def _gauss_kernels(sigma: float = 1.4, radius: int = 6) -> tuple[np.ndarray, np.
     k0 = np.exp(-0.5 * x**2 / sigma**2)
     k0 /= k0.sum()
     return k0, -x / sigma**2 * k0
+
+
+def test_sad_by_trimap_says_where_the_error_sits_and_sums_to_sad():
+    gt = np.zeros((10, 10))
+    gt[:, 5:] = 1.0
+    tri = np.zeros((10, 10), np.uint8)
+    tri[:, 4:6] = 128
+    tri[:, 6:] = 255
+    pred = gt.copy()
+    pred[0, 0] = 1.0  # scenery kept as person: 1 pixel
+    pred[:2, 8] = 0.0  # a hole in the person: 2 pixels
+    pred[:, 4] = 0.5  # a soft edge where the truth is hard: 10 pixels x 0.5
+    split = sad_by_trimap(pred, gt, tri)
+    assert split == pytest.approx({"background": 0.001, "unknown": 0.005, "foreground": 0.002})
+    assert sum(split.values()) == pytest.approx(sad(pred, gt))
+    # the edge share is what SAD-T counts when the ground truth is exactly 0/1 outside the band
+    assert split["unknown"] == pytest.approx(sad_t(pred, gt, tri))
 
 
 def test_grad_of_an_impulse_matches_the_closed_form():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 
 def _person(path: Path, alpha_path: Path) -> None:
@@ -62,3 +63,29 @@ def test_seen_sets_use_the_training_people_and_scenes(tmp_path, load_recipe):
         assert len(comps) == 1
         top = comps[0][1][0].astype(int)  # the top row is background: the scene's grey
         assert np.abs(top - scene_value).max() <= 2
+
+
+def test_item_records_say_where_the_error_sits_and_rank_the_worst(load_recipe):
+    """items.json / metrics.md trace a mean to its items: each record splits SAD by trimap area and the
+    table ranks the largest-SAD items and says what share of the set's SAD they carry."""
+    from matting_core.metrics import benchmark_trimap, evaluate_pair
+
+    ev = load_recipe("evaluate_default")
+    gt = np.zeros((60, 80), np.float32)
+    gt[20:, 30:50] = 1.0  # a person two thirds of the frame high, bottom-anchored
+    assert ev.person_extent(gt) == {"height": pytest.approx(40 / 60), "area": pytest.approx(800 / 4800)}
+    tri = benchmark_trimap(gt, kernel=5)
+    scenery = gt.copy()
+    scenery[:10, :10] = 1.0  # a wardrobe kept as person, far from the edge band
+    hole = gt.copy()
+    hole[40:50, 36:44] = 0.0  # a hole inside the person
+    recs = [ev.item_record(name, p, gt, tri, evaluate_pair(p, gt, tri), evaluate_pair(gt, gt, tri))
+            for name, p in (("scenery", scenery), ("hole", hole), ("clean", gt))]
+    assert recs[0]["SAD background"] == pytest.approx(0.1) and recs[0]["SAD foreground"] == 0.0
+    assert recs[1]["SAD foreground"] == pytest.approx(0.08) and recs[1]["SAD background"] == 0.0
+    assert recs[2]["SAD"] == 0.0 and recs[0]["teacher SAD"] == 0.0
+    lines = ev.worst_items_table(recs, n=2)
+    table = [line for line in lines if line.startswith("| scenery") or line.startswith("| hole")]
+    assert [line.split(" | ")[0] for line in table] == ["| scenery", "| hole"]  # largest SAD first
+    assert "100% of the set's SAD" in lines[0]
+    assert "56% of SAD in the background" in lines[-2] and "44% inside the person" in lines[-2]
