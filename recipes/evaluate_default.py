@@ -117,11 +117,14 @@ def person_extent(gt: np.ndarray) -> dict[str, float]:
 
 
 def item_record(rel: str, pred: np.ndarray, gt: np.ndarray, tri: np.ndarray, metrics: dict,
-                teacher: dict | None) -> dict:
-    """One composite's numbers for ``items.json``: where the error sits (trimap areas), how big the person
-    is, and the teacher's SAD on the same frame, so a mean can be traced to the items that make it."""
+                teacher: dict | None, coarse: dict | None = None) -> dict:
+    """One item's numbers for ``items.json``: where the error sits (trimap areas), how big the person
+    is, the coarse-only SAD (is a hole the coarse network's or the refiner's?) and the teacher's SAD on
+    the same frame, so a mean can be traced to the items that make it."""
     rec = {"item": rel, **person_extent(gt), **{k: metrics[k] for k in ("SAD", "SAD-T", "IoU")},
            **{f"SAD {area}": v for area, v in sad_by_trimap(pred, gt, tri).items()}}
+    if coarse is not None:
+        rec["coarse SAD"] = coarse["SAD"]
     if teacher is not None:
         rec["teacher SAD"], rec["teacher IoU"] = teacher["SAD"], teacher["IoU"]
     return rec
@@ -158,7 +161,7 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
             t_metrics = evaluate_pair(teacher(rgb).alpha, gt, tri)
             rows["teacher"].append(t_metrics)
         if records is not None:
-            records.append(item_record(rel, a_cra, gt, tri, rows["CRA"][-1], t_metrics))
+            records.append(item_record(rel, a_cra, gt, tri, rows["CRA"][-1], t_metrics, rows["coarse only"][-1]))
         if worst is not None:
             worst.append((rows["CRA"][-1]["SAD"], k, (rgb, a_cra, gt)))
             worst.sort(key=lambda w: -w[0])

@@ -81,6 +81,8 @@ def test_item_records_say_where_the_error_sits_and_rank_the_worst(load_recipe):
     hole[40:50, 36:44] = 0.0  # a hole inside the person
     recs = [ev.item_record(name, p, gt, tri, evaluate_pair(p, gt, tri), evaluate_pair(gt, gt, tri))
             for name, p in (("scenery", scenery), ("hole", hole), ("clean", gt))]
+    assert "coarse SAD" not in recs[0]
+    assert ev.item_record("x", hole, gt, tri, evaluate_pair(hole, gt, tri), None, {"SAD": 1.5})["coarse SAD"] == 1.5
     assert recs[0]["SAD background"] == pytest.approx(0.1) and recs[0]["SAD foreground"] == 0.0
     assert recs[1]["SAD foreground"] == pytest.approx(0.08) and recs[1]["SAD background"] == 0.0
     assert recs[2]["SAD"] == 0.0 and recs[0]["teacher SAD"] == 0.0
