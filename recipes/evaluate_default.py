@@ -177,7 +177,7 @@ def worst_items_table(records: list[dict], n: int = 8) -> list[str]:
     ranked = sorted(records, key=lambda r: -r["SAD"])[:n]
     has_teacher = all("teacher SAD" in r for r in ranked)
     head = "| item | person height | SAD | in background | in edge band | in person | IoU |"
-    lines = [f"{n} largest SAD of {len(records)} items, {sum(r['SAD'] for r in ranked) / total:.0%} of the "
+    lines = [f"{len(ranked)} largest SAD of {len(records)} items, {sum(r['SAD'] for r in ranked) / total:.0%} of the "
              f"set's SAD; SAD split by the benchmark trimap's areas:", "",
              head + (" teacher SAD |" if has_teacher else ""), "|---" * (7 + has_teacher) + "|"]
     for r in ranked:
