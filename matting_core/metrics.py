@@ -55,6 +55,13 @@ def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, g
 
 
+def _trimap_like(trimap: np.ndarray, p: np.ndarray) -> np.ndarray:
+    t = np.asarray(trimap)
+    if t.shape != p.shape:
+        raise ValueError(f"trimap {t.shape} and prediction {p.shape} differ in size")
+    return t
+
+
 def sad(pred: np.ndarray, gt: np.ndarray) -> float:
     """Sum of absolute differences over the whole image, / 1000."""
     p, g = _pair(pred, gt)
@@ -64,9 +71,7 @@ def sad(pred: np.ndarray, gt: np.ndarray) -> float:
 def sad_t(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray) -> float:
     """SAD after forcing the prediction to the trimap's known values (benchmark definition, see module doc)."""
     p, g = _pair(pred, gt)
-    t = np.asarray(trimap)
-    if t.shape != p.shape:
-        raise ValueError(f"trimap {t.shape} and prediction {p.shape} differ in size")
+    t = _trimap_like(trimap, p)
     p = p.copy()
     p[t == TRIMAP_FG] = 1.0
     p[t == TRIMAP_BG] = 0.0
@@ -81,9 +86,7 @@ def sad_by_trimap(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray) -> dict[
     fails on the coarse segmentation, not on the edges, and this split says which way.
     """
     p, g = _pair(pred, gt)
-    t = np.asarray(trimap)
-    if t.shape != p.shape:
-        raise ValueError(f"trimap {t.shape} and prediction {p.shape} differ in size")
+    t = _trimap_like(trimap, p)
     err = np.abs(p - g)
     return {area: float(err[t == code].sum() / 1000.0)
             for area, code in (("background", TRIMAP_BG), ("unknown", TRIMAP_UNKNOWN), ("foreground", TRIMAP_FG))}

@@ -12,8 +12,8 @@ filling of foreground cells (``--fill-foreground``), the model with CRA and the 
 and the teacher. Metrics: SAD, SAD-T (30x30
 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
 Per item (``items.json``, and the largest-SAD rows in ``metrics.md``): the model's SAD split by the
-benchmark trimap's areas (scenery kept as person / edge band / holes in the person), the person's height and
-the teacher's SAD; ``<set>_worst.jpg`` pictures the four largest-SAD items.
+benchmark trimap's areas (scenery kept as person / edge band / holes in the person), the person's height, the
+coarse-only SAD and the teacher's SAD; ``<set>_worst.jpg`` pictures the four largest-SAD items.
 The issue's own eyeball check comes out too: ``named_photos.jpg``, scikit-image's astronaut and matplotlib's
 Grace Hopper (image | alpha | composite), when those two packages are installed (``.[dev,train]``).
 ``--seen`` builds both sets from training material instead (packed people, packed scenes): a model as bad
@@ -163,7 +163,7 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
         if records is not None:
             records.append(item_record(rel, a_cra, gt, tri, rows["CRA"][-1], t_metrics, rows["coarse only"][-1]))
         if worst is not None:
-            worst.append((rows["CRA"][-1]["SAD"], k, (rgb, a_cra, gt)))
+            worst.append((rows["CRA"][-1]["SAD"], (rgb, a_cra, gt)))
             worst.sort(key=lambda w: -w[0])
             del worst[n_worst:]
         if k < 4:
@@ -269,7 +269,7 @@ def main() -> None:
         results[name] = score(engine, teacher, items, name, pics[name], args.clear_background, args.fill_foreground,
                               records[name], worst)
         picture(pics[name], bg, args.out / f"{name}.jpg")
-        picture([w[2] for w in worst], bg, args.out / f"{name}_worst.jpg")
+        picture([w[1] for w in worst], bg, args.out / f"{name}_worst.jpg")
     engine.clear_background, engine.fill_foreground = args.clear_background, args.fill_foreground
     named_picture(engine, bg, args.out / "named_photos.jpg")
     results["counts"] = {"photos": len(photos), "composites": len(comps)}
