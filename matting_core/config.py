@@ -17,6 +17,12 @@ CLEAR_BACKGROUND_BELOW = 0.3
 #: on 1080p room composites, the astronaut's face 0.69 -> 0.77 mean alpha; 1 = the paper's plain paste.
 FILL_FOREGROUND_AT = 0.8
 
+#: Inference default of ``EngineOptions.drop_islands`` (and of the ONNX and fast-path runtimes): a patch of alpha
+#: apart from the largest one, with under this share of solid (alpha > 0.95) cells, is set to 0
+#: (``regions.drop_unsure_islands``). Measured on the default model (held-out room composites, models/README.md);
+#: 0 = off.
+DROP_ISLANDS_BELOW = 0.3
+
 
 class ConfigError(ValueError):
     """A model configuration that cannot describe a valid model."""

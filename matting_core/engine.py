@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from matting_core.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_checkpoint, read_extra, read_metadata
-from matting_core.config import CLEAR_BACKGROUND_BELOW, FILL_FOREGROUND_AT, ModelConfig
+from matting_core.config import CLEAR_BACKGROUND_BELOW, DROP_ISLANDS_BELOW, FILL_FOREGROUND_AT, ModelConfig
 from matting_core.model import MattingOutput, PortraitMattingModel
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ class EngineOptions:
     old room does not show through faintly (``regions.clear_faint_background``; 0 = the paper's plain paste).
     ``fill_foreground``: final alpha in cells the trimap calls foreground is divided by this and clipped to 1,
     so the new background does not show through a face (``regions.fill_definite_foreground``; 1 = off).
+    ``drop_islands``: patches of alpha apart from the largest one whose share of solid cells is under this are
+    set to 0, so a door or a plant the coarse network half-believes is a person disappears
+    (``regions.drop_unsure_islands``; 0 = off).
     """
 
     device: str = "cpu"
@@ -52,6 +55,7 @@ class EngineOptions:
     coarse_scale: float | None = None
     clear_background: float = CLEAR_BACKGROUND_BELOW
     fill_foreground: float = FILL_FOREGROUND_AT
+    drop_islands: float = DROP_ISLANDS_BELOW
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
@@ -64,6 +68,8 @@ class EngineOptions:
             raise ValueError("clear_background must be in [0, 1) (0 = off)")
         if not 0.0 < self.fill_foreground <= 1.0:
             raise ValueError("fill_foreground must be in (0, 1] (1 = off)")
+        if not 0.0 <= self.drop_islands <= 1.0:
+            raise ValueError("drop_islands must be in [0, 1] (0 = off)")
 
 
 @dataclass
@@ -157,6 +163,7 @@ class MattingEngine:
         self.coarse_scale = options.coarse_scale
         self.clear_background = options.clear_background
         self.fill_foreground = options.fill_foreground
+        self.drop_islands = options.drop_islands
         #: Frame size (short side) the checkpoint was trained at, if it records one: the automatic coarse scale.
         self.train_size = train_size
 
@@ -203,6 +210,7 @@ class MattingEngine:
             return self.model(
                 image, use_cra=self.use_cra, region_budget=self.region_budget, clock=clock, coarse_scale=scale,
                 clear_background=self.clear_background, fill_foreground=self.fill_foreground,
+                drop_islands=self.drop_islands,
             )
 
     def matte_detailed(self, frame: np.ndarray, channels: str = "rgb") -> MatteResult:

@@ -18,6 +18,7 @@ from matting_core.regions import (
     Regions,
     clear_faint_background,
     crop_patches,
+    drop_unsure_islands,
     fill_definite_foreground,
     paste_patches,
     select_top_k,
@@ -167,6 +168,7 @@ class PortraitMattingModel(nn.Module):
         coarse_scale: float = 1.0,
         clear_background: float = 0.0,
         fill_foreground: float = 1.0,
+        drop_islands: float = 0.0,
     ) -> MattingOutput:
         """``image`` (B, 3, H, W) RGB in [0, 1], any H, W. ``region_budget`` = fixed top-K cells per image.
 
@@ -177,6 +179,8 @@ class PortraitMattingModel(nn.Module):
         (``regions.clear_faint_background``; 0 = the paper's plain paste, what training uses).
         ``fill_foreground`` < 1: final alpha in foreground cells is divided by it and clipped to 1
         (``regions.fill_definite_foreground``; 1 = the paper's plain paste, what training uses).
+        ``drop_islands`` > 0: patches of alpha apart from the largest one with under this share of solid cells
+        are set to 0 (``regions.drop_unsure_islands``; it needs a host sync, so 0 in CUDA graphs and training).
         """
         use_cra = self.cfg.use_cra if use_cra is None else use_cra
         h, w = image.shape[-2:]
@@ -194,8 +198,9 @@ class PortraitMattingModel(nn.Module):
         alpha, refined = self.refine_stage(padded, up, regions, use_cra, search, clock or NO_CLOCK)
         alpha = clear_faint_background(alpha, coarse.trimap_logits, clear_background, self.cfg.region_size)
         alpha = fill_definite_foreground(alpha, coarse.trimap_logits, fill_foreground, self.cfg.region_size)
+        alpha = drop_unsure_islands(alpha[..., :h, :w], drop_islands, self.cfg.region_size)
         return MattingOutput(
-            alpha=alpha[..., :h, :w],
+            alpha=alpha,
             upsampled_alpha=up[..., :h, :w],
             coarse_alpha_logits=coarse.alpha_logits,
             trimap_logits=coarse.trimap_logits,

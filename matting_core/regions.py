@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+from matting_core.islands import unsure_island_cells
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2  # trimap class indices
 
@@ -116,3 +120,28 @@ def fill_definite_foreground(
         return alpha
     fg = trimap_class_pixels(trimap_logits, FOREGROUND, r, alpha.shape[-2:])
     return torch.where(fg, (alpha / full_at).clamp(max=1.0), alpha)
+
+
+def _cell_means(alpha: torch.Tensor, r: int) -> torch.Tensor:
+    """(B, 1, H, W) -> (B, 1, ceil(H / r), ceil(W / r)) mean alpha of each r x r cell (partial cells at the
+    bottom/right average what they hold)."""
+    return F.avg_pool2d(alpha.float(), r, r, ceil_mode=True)
+
+
+def drop_unsure_islands(alpha: torch.Tensor, min_solid: float, r: int = 8) -> torch.Tensor:
+    """``alpha`` (B, 1, H, W) with the unsure islands (``islands.unsure_island_cells``) of each image set to 0.
+
+    Why: scenery a weak coarse network half-believes is a person (a door, a plant at alpha 0.4-0.8) survives
+    clearing and refinement; it sits apart from the person and has no solid core (``matting_core.islands``).
+    Cells start at the top-left, as the regions' do. ``min_solid`` <= 0 returns ``alpha`` unchanged; the
+    labelling runs on the host (one download of the 1/64-size cell grid).
+    """
+    if min_solid <= 0:
+        return alpha
+    grid = _cell_means(alpha, r)[:, 0].cpu().numpy()
+    clear = np.stack([unsure_island_cells(g, min_solid) for g in grid])
+    if not clear.any():
+        return alpha
+    mask = torch.from_numpy(clear).to(alpha.device)[:, None]
+    mask = mask.repeat_interleave(r, 2).repeat_interleave(r, 3)[..., : alpha.shape[-2], : alpha.shape[-1]]
+    return alpha.masked_fill(mask, 0.0)

@@ -7,9 +7,10 @@ people source, chosen by hash; room scenes that were not packed):
 - ``composites``: held-out people (foreground colours estimated from image + alpha) pasted bottom-anchored
   onto unseen room scenes at 1280x720 (`--frame`), so the ground truth is exact and the teacher *is* scored.
 Modes: the model with CRA, without CRA (same weights), coarse only (the bilinearly upsampled coarse alpha),
-all three with the engine's clearing of faint alpha in background cells (``--clear-background``) and
-filling of foreground cells (``--fill-foreground``), the model with CRA and the paper's plain paste (neither),
-and the teacher. Metrics: SAD, SAD-T (30x30
+all three with the engine's clearing of faint alpha in background cells (``--clear-background``),
+filling of foreground cells (``--fill-foreground``) and dropping of unsure islands (``--drop-islands``), the
+model with CRA with clearing and filling but islands kept, the model with CRA and the paper's plain paste
+(none of the three), and the teacher. Metrics: SAD, SAD-T (30x30
 benchmark trimap), Grad, Conn (/1000 conventions), MSE, IoU.
 Per item (``items.json``, and the largest-SAD rows in ``metrics.md``): the model's SAD split by the
 benchmark trimap's areas (scenery kept as person / edge band / holes in the person), the person's height, the
@@ -38,7 +39,7 @@ from matting_core.backends.peer import RvmPeer
 from matting_core.data.packed import estimate_foreground
 from matting_core.engine import EngineOptions, MattingEngine
 from matting_core.metrics import benchmark_trimap, evaluate_pair, mean_metrics, sad_by_trimap
-from matting_core.regions import clear_faint_background, fill_definite_foreground
+from matting_core.regions import clear_faint_background, drop_unsure_islands, fill_definite_foreground
 
 FRAME = (720, 1280)
 
@@ -131,17 +132,20 @@ def item_record(rel: str, pred: np.ndarray, gt: np.ndarray, tri: np.ndarray, met
 
 
 def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid_rows: list, clear: float,
-          fill: float, records: list | None = None, worst: list | None = None, n_worst: int = 4):
+          fill: float, records: list | None = None, worst: list | None = None, n_worst: int = 4,
+          drop: float = 0.0):
     """Mean metrics per mode; ``records`` gets one :func:`item_record` per item (model with CRA) and
     ``worst`` the ``n_worst`` items with the largest SAD as (SAD, (rgb, alpha, gt)) for a picture."""
-    rows: dict[str, list] = {"CRA": [], "w/o CRA": [], "coarse only": [], "CRA, plain paste": [], "teacher": []}
-    # each mode is run once and cleared / filled here, so the plain paste costs nothing
-    engine.clear_background, engine.fill_foreground = 0.0, 1.0
+    rows: dict[str, list] = {"CRA": [], "w/o CRA": [], "coarse only": [], "CRA, islands kept": [],
+                             "CRA, plain paste": [], "teacher": []}
+    # each mode is run once and cleared / filled / island-dropped here, so the plain paste costs nothing
+    engine.clear_background, engine.fill_foreground, engine.drop_islands = 0.0, 1.0, 0.0
 
-    def cleared(alpha: torch.Tensor, out) -> np.ndarray:
+    def cleared(alpha: torch.Tensor, out, islands: float | None = None) -> np.ndarray:
         r = engine.cfg.region_size
         alpha = clear_faint_background(alpha, out.trimap_logits, clear, r)
-        return fill_definite_foreground(alpha, out.trimap_logits, fill, r)[0, 0].float().numpy()
+        alpha = fill_definite_foreground(alpha, out.trimap_logits, fill, r)
+        return drop_unsure_islands(alpha, drop if islands is None else islands, r)[0, 0].float().numpy()
 
     for k, (rel, rgb, gt) in enumerate(tqdm(items, desc=name)):
         tri = benchmark_trimap(gt)
@@ -150,6 +154,7 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
         out = engine.run(image)
         a_cra = cleared(out.alpha, out)
         rows["CRA"].append(evaluate_pair(a_cra, gt, tri))
+        rows["CRA, islands kept"].append(evaluate_pair(cleared(out.alpha, out, islands=0.0), gt, tri))
         rows["CRA, plain paste"].append(evaluate_pair(out.alpha[0, 0].float().numpy(), gt, tri))
         rows["coarse only"].append(evaluate_pair(cleared(out.upsampled_alpha, out), gt, tri))
         engine.use_cra = False
@@ -247,6 +252,8 @@ def main() -> None:
     ap.add_argument("--coarse-scale", type=float, default=None, help="engine coarse scale (default: automatic)")
     ap.add_argument("--clear-background", type=float, default=EngineOptions.clear_background,
                     help="the engine's clearing of faint alpha in background cells (0 = the paper's plain paste)")
+    ap.add_argument("--drop-islands", type=float, default=EngineOptions.drop_islands,
+                    help="the engine's dropping of patches of alpha with too few solid cells (0 = off)")
     ap.add_argument("--fill-foreground", type=float, default=EngineOptions.fill_foreground,
                     help="the engine's stretch of alpha to 1 in foreground cells (1 = the paper's plain paste)")
     ap.add_argument("--seen", action="store_true",
@@ -267,14 +274,16 @@ def main() -> None:
             continue
         worst: list = []
         results[name] = score(engine, teacher, items, name, pics[name], args.clear_background, args.fill_foreground,
-                              records[name], worst)
+                              records[name], worst, drop=args.drop_islands)
         picture(pics[name], bg, args.out / f"{name}.jpg")
         picture([w[1] for w in worst], bg, args.out / f"{name}_worst.jpg")
     engine.clear_background, engine.fill_foreground = args.clear_background, args.fill_foreground
+    engine.drop_islands = args.drop_islands
     named_picture(engine, bg, args.out / "named_photos.jpg")
     results["counts"] = {"photos": len(photos), "composites": len(comps)}
     results["setup"] = {"frame": args.frame, "coarse_scale": args.coarse_scale or "auto",
                         "clear_background": args.clear_background, "fill_foreground": args.fill_foreground,
+                        "drop_islands": args.drop_islands,
                         "material": "training (--seen)" if args.seen else "held out"}
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     (args.out / "items.json").write_text(json.dumps(records, indent=1))

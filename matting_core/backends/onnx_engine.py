@@ -28,7 +28,8 @@ import numpy as np
 
 from matting_core.backends.onnx_manifest import ExportManifest
 from matting_core.backends.ort_session import OrtOptions, OrtSession, create_session
-from matting_core.config import CLEAR_BACKGROUND_BELOW, FILL_FOREGROUND_AT
+from matting_core.config import CLEAR_BACKGROUND_BELOW, DROP_ISLANDS_BELOW, FILL_FOREGROUND_AT
+from matting_core.islands import drop_unsure_islands_numpy
 from matting_core.kdtree_knn import kdtree_knn
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class OnnxMattingEngine:
 
     def __init__(self, export_dir: str | Path, options: OrtOptions | None = None, use_cra: bool = True,
                  region_budget: int | None = None, clear_background: float = CLEAR_BACKGROUND_BELOW,
-                 fill_foreground: float = FILL_FOREGROUND_AT) -> None:
+                 fill_foreground: float = FILL_FOREGROUND_AT, drop_islands: float = DROP_ISLANDS_BELOW) -> None:
         self.manifest = ExportManifest.load(export_dir)
         if options is None:
             big = self.manifest.width * self.manifest.height > ARENA_MAX_PIXELS
@@ -144,6 +145,7 @@ class OnnxMattingEngine:
         self.use_cra = use_cra
         self.clear_background = clear_background  # as EngineOptions.clear_background
         self.fill_foreground = fill_foreground  # as EngineOptions.fill_foreground
+        self.drop_islands = drop_islands  # as EngineOptions.drop_islands
         self._budget: int | None = None
         self.region_budget = region_budget if self.manifest.budget is None else self.manifest.budget
         self.knn_k = self.manifest.knn_k
@@ -202,6 +204,7 @@ class OnnxMattingEngine:
             _cells(alpha, r)[rows[:, 0], rows[:, 1], rows[:, 2]] = refined
         alpha = clear_faint_background(alpha, trimap_logits, self.clear_background, r)
         alpha = fill_definite_foreground(alpha, trimap_logits, self.fill_foreground, r)
+        alpha = drop_unsure_islands_numpy(alpha[..., :h, :w], self.drop_islands, r)
         t_refine = time.perf_counter()
         result = OnnxMatteResult(
             alpha=np.ascontiguousarray(alpha[0, 0, :h, :w]),

@@ -26,10 +26,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from matting_core.config import CLEAR_BACKGROUND_BELOW, FILL_FOREGROUND_AT
+from matting_core.config import CLEAR_BACKGROUND_BELOW, DROP_ISLANDS_BELOW, FILL_FOREGROUND_AT
 from matting_core.gpu_composite import composite_torch
 from matting_core.model import PortraitMattingModel
 from matting_core.neighbours import Neighbours, knn_pairwise
+from matting_core.regions import drop_unsure_islands
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class TorchRuntimeOptions:
     cuda_graph: bool = True
     clear_background: float = CLEAR_BACKGROUND_BELOW  # as EngineOptions.clear_background
     fill_foreground: float = FILL_FOREGROUND_AT  # as EngineOptions.fill_foreground
+    drop_islands: float = DROP_ISLANDS_BELOW  # as EngineOptions.drop_islands (after the graph: it syncs)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
@@ -166,8 +168,9 @@ class TorchRuntime:
             if self._graph is not None:
                 self._static_in.copy_(frame_u8, non_blocking=True)
                 self._graph.replay()
-                return self._static_alpha
-        return self._forward(frame_u8, clock)
+                return drop_unsure_islands(self._static_alpha, self.options.drop_islands, self.model.cfg.region_size)
+        alpha = self._forward(frame_u8, clock)
+        return drop_unsure_islands(alpha, self.options.drop_islands, self.model.cfg.region_size)
 
     def _capture(self, h: int, w: int) -> None:
         """Record the frame -> alpha pass for (h, w) as one CUDA graph; on failure stay eager and say why."""

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from matting_core.commands.options import add_clear_background, add_fill_foreground
+from matting_core.commands.options import add_clear_background, add_drop_islands, add_fill_foreground
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the resolution the checkpoint was trained at)")
     add_clear_background(p)
     add_fill_foreground(p)
+    add_drop_islands(p)
     p.add_argument("--out", type=Path, help="folder for predictions (with --data) and the markdown report")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics as JSON here")
     p.add_argument("--worst", type=int, default=6, help="rows in the worst-cases picture")
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
                 scale = None if str(args.coarse_scale).lower() == "auto" else float(args.coarse_scale)
                 options = EngineOptions(device=args.device, use_cra=not args.no_cra, coarse_scale=scale,
                                         clear_background=args.clear_background,
-                                        fill_foreground=args.fill_foreground)
+                                        fill_foreground=args.fill_foreground,
+                                        drop_islands=args.drop_islands)
                 engine = MattingEngine.load(args.model, options)
             except (CheckpointError, ValueError) as exc:
                 print(f"eval: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from matting_core.commands.options import add_clear_background, add_fill_foreground
+from matting_core.commands.options import add_clear_background, add_drop_islands, add_fill_foreground
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "from the resolution the model was trained at")
     add_clear_background(p)
     add_fill_foreground(p)
+    add_drop_islands(p)
     p.add_argument("--alpha-video", action="store_true", help="write videos' alpha as OUTDIR/<stem>.alpha.avi")
     p.set_defaults(func=run)
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         options = EngineOptions(
             device=args.device, precision=args.precision, use_cra=not args.no_cra, region_budget=args.budget,
             coarse_scale=args.coarse_scale, clear_background=args.clear_background,
-            fill_foreground=args.fill_foreground,
+            fill_foreground=args.fill_foreground, drop_islands=args.drop_islands,
         )
         engine = MattingEngine.load(args.model, options)
     except (CheckpointError, ValueError) as exc:

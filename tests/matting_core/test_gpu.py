@@ -73,9 +73,10 @@ def test_runtime_on_cpu_matches_the_model(model, use_cra):
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
     opts = TorchRuntimeOptions(device="cpu", precision="fp32", use_cra=use_cra, region_budget=60,
                                channels_last=True, fused_attention=True)
-    with torch.inference_mode():  # the runtime's default clearing and filling, passed to the model itself
+    with torch.inference_mode():  # the runtime's default clearing, filling and island dropping (which the
+        # runtime applies after its forward, outside any CUDA graph), passed to the model itself
         want = model(x, use_cra=use_cra, region_budget=60, clear_background=opts.clear_background,
-                     fill_foreground=opts.fill_foreground).alpha[0, 0].numpy()
+                     fill_foreground=opts.fill_foreground, drop_islands=opts.drop_islands).alpha[0, 0].numpy()
     rt = TorchRuntime(model, opts)
     got = rt.matte(frame)
     enable_fused_attention(model, False)

@@ -100,6 +100,19 @@ def test_onnx_engine_clears_background_like_pytorch(model, export_dir, frame, cl
         assert (in_bg == 0).mean() < 0.01
 
 
+@pytest.mark.parametrize("drop", [0.0, 0.99])
+def test_onnx_engine_drops_islands_like_pytorch(model, export_dir, frame, drop, monkeypatch):
+    _onnx_like_pytorch(model, export_dir, frame, 2, drop_islands=drop)
+    import matting_core.backends.onnx_engine as onnx_engine
+
+    seen = []
+    real = onnx_engine.drop_unsure_islands_numpy
+    monkeypatch.setattr(onnx_engine, "drop_unsure_islands_numpy",
+                        lambda a, t, r: seen.append((a.shape, t)) or real(a, t, r))
+    OnnxMattingEngine(export_dir, CPU1, drop_islands=drop).matte(frame)
+    assert seen == [((1, 1, H, W), drop)]  # applied once, to the frame's own size
+
+
 @pytest.mark.parametrize("fill", [1.0, 0.6])
 def test_onnx_engine_fills_foreground_like_pytorch(model, export_dir, frame, fill):
     got, filled = _onnx_like_pytorch(model, export_dir, frame, 2, fill_foreground=fill)
