@@ -142,6 +142,6 @@ def drop_unsure_islands(alpha: torch.Tensor, min_solid: float, r: int = 8) -> to
     clear = np.stack([unsure_island_cells(g, min_solid) for g in grid])
     if not clear.any():
         return alpha
-    mask = torch.from_numpy(clear).to(alpha.device)[:, None]
-    mask = mask.repeat_interleave(r, 2).repeat_interleave(r, 3)[..., : alpha.shape[-2], : alpha.shape[-1]]
-    return alpha.masked_fill(mask, 0.0)
+    keep = torch.from_numpy(~clear).to(alpha.device, alpha.dtype)[:, None]
+    keep = F.interpolate(keep, scale_factor=r, mode="nearest")[..., : alpha.shape[-2], : alpha.shape[-1]]
+    return alpha * keep

@@ -9,7 +9,7 @@ import torch
 import matting_core.model
 from matting_core.config import DROP_ISLANDS_BELOW
 from matting_core.engine import EngineOptions, MattingEngine
-from matting_core.islands import drop_unsure_islands_numpy, unsure_island_cells
+from matting_core.islands import cell_means, drop_unsure_islands_numpy, unsure_island_cells
 from matting_core.regions import drop_unsure_islands
 
 
@@ -60,6 +60,16 @@ def _alpha(h: int = 157, w: int = 237) -> np.ndarray:
     """(1, 1, h, w) alpha from the grid at 8 px a cell, cut to a size that is not a multiple of 8."""
     a = _grid().repeat(8, 0).repeat(8, 1)[:h, :w]
     return a[None, None].astype(np.float32).copy()
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 96), (157, 237), (9, 7)])
+def test_cell_means_are_the_exact_box_means_partial_cells_included(h, w):
+    a = np.random.default_rng(h).random((h, w), dtype=np.float32)
+    want = torch.nn.functional.avg_pool2d(torch.from_numpy(a)[None, None], 8, 8, ceil_mode=True)[0, 0].numpy()
+    got = cell_means(a, 8)
+    assert got.shape == want.shape == (-(-h // 8), -(-w // 8))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert got[-1, -1] == pytest.approx(a[(h - 1) // 8 * 8 :, (w - 1) // 8 * 8 :].mean(), abs=1e-5)
 
 
 def test_torch_and_numpy_paths_clear_the_same_pixels():
