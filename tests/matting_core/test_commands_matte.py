@@ -79,6 +79,13 @@ def test_fill_foreground_out_of_range_is_a_clear_error(foreground_ckpt, photo, t
     assert "fill_foreground must be in (0, 1]" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["2", "-0.1"])
+def test_drop_islands_out_of_range_is_a_clear_error(background_ckpt, photo, tmp_path, capsys, value):
+    assert main(["matte", str(photo), "-o", str(tmp_path / "o"), "--model", str(background_ckpt),
+                 "--drop-islands", value]) == 1
+    assert "drop_islands must be in [0, 1]" in capsys.readouterr().err
+
+
 def test_an_unreadable_image_is_reported_and_the_rest_still_matted(background_ckpt, photo, tmp_path, capsys):
     bad = photo.parent / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
