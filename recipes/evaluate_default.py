@@ -141,21 +141,29 @@ def score(engine: MattingEngine, teacher: RvmPeer | None, items, name: str, grid
     # each mode is run once and cleared / filled / island-dropped here, so the plain paste costs nothing
     engine.clear_background, engine.fill_foreground, engine.drop_islands = 0.0, 1.0, 0.0
 
-    def cleared(alpha: torch.Tensor, out, islands: float | None = None) -> np.ndarray:
-        r = engine.cfg.region_size
+    r = engine.cfg.region_size
+
+    def cleared_kept(alpha: torch.Tensor, out) -> torch.Tensor:
+        """Cleared and filled, islands kept."""
         alpha = clear_faint_background(alpha, out.trimap_logits, clear, r)
-        alpha = fill_definite_foreground(alpha, out.trimap_logits, fill, r)
-        return drop_unsure_islands(alpha, drop if islands is None else islands, r)[0, 0].float().numpy()
+        return fill_definite_foreground(alpha, out.trimap_logits, fill, r)
+
+    def as_numpy(alpha: torch.Tensor) -> np.ndarray:
+        return alpha[0, 0].float().numpy()
+
+    def cleared(alpha: torch.Tensor, out) -> np.ndarray:
+        return as_numpy(drop_unsure_islands(cleared_kept(alpha, out), drop, r))
 
     for k, (rel, rgb, gt) in enumerate(tqdm(items, desc=name)):
         tri = benchmark_trimap(gt)
         image = engine.to_tensor(rgb)
         engine.use_cra = True
         out = engine.run(image)
-        a_cra = cleared(out.alpha, out)
+        kept = cleared_kept(out.alpha, out)  # cleared and filled once, for the "CRA" and "islands kept" rows
+        a_cra = as_numpy(drop_unsure_islands(kept, drop, r))
         rows["CRA"].append(evaluate_pair(a_cra, gt, tri))
-        rows["CRA, islands kept"].append(evaluate_pair(cleared(out.alpha, out, islands=0.0), gt, tri))
-        rows["CRA, plain paste"].append(evaluate_pair(out.alpha[0, 0].float().numpy(), gt, tri))
+        rows["CRA, islands kept"].append(evaluate_pair(as_numpy(kept), gt, tri))
+        rows["CRA, plain paste"].append(evaluate_pair(as_numpy(out.alpha), gt, tri))
         rows["coarse only"].append(evaluate_pair(cleared(out.upsampled_alpha, out), gt, tri))
         engine.use_cra = False
         out = engine.run(image)
