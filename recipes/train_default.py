@@ -68,6 +68,18 @@ def _share(text: str) -> float:
     return value
 
 
+def _oversample(text: str) -> tuple[str, float]:
+    """An argparse type: KEY=WEIGHT with a non-empty key and a weight > 0."""
+    key, sep, value = text.partition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = float("nan")
+    if not sep or not key or not weight > 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=WEIGHT with a weight > 0 (e.g. with_mask=3)")
+    return key, weight
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", type=Path, required=True)
@@ -109,11 +121,14 @@ def main() -> None:
     ap.add_argument("--wide", type=float, default=0.0,
                     help="share of batches made as 16:9 frames (e.g. 448 x 800 at --size 448), the shape a webcam "
                          "frame reaches the coarse network in; the rest are squares (PackedMix.wide_share)")
+    ap.add_argument("--oversample", type=_oversample, action="append", default=[], metavar="KEY=WEIGHT",
+                    help="draw people whose source/stem contains KEY WEIGHT times as often (repeatable; e.g. "
+                         "with_mask=3 for the face-mask photos, the largest held-out error; PackedMix.oversample)")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
     try:  # the mix checks its own shares; a bad --empty or --photos should fail before minutes of set-up
         mix = PackedMix(empty=args.empty, frame_cut_people=args.frame_cut, frame_cut_max_cover=args.frame_cut_cover,
-                        wide_share=args.wide).with_photo_share(args.photos)
+                        wide_share=args.wide, oversample=tuple(args.oversample)).with_photo_share(args.photos)
     except ValueError as e:
         ap.error(str(e))
     start = time.time()
@@ -142,8 +157,11 @@ def main() -> None:
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
     )
-    stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
-                                   limit=args.limit, mix=mix)
+    try:  # an oversample key that matches nobody is known from the index, before the pack is decoded
+        stream = PackedCompositeStream(args.pack, size=args.size, batch_size=args.batch, device=dev, seed=args.step,
+                                       limit=args.limit, mix=mix)
+    except ValueError as e:
+        ap.error(str(e))
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
     weights = LossWeights()
     log_path = args.log or args.out.with_suffix(".csv")
@@ -166,6 +184,8 @@ def main() -> None:
             extra["frame_cut_max_cover"] = args.frame_cut_cover
         if args.wide:
             extra["wide_share"] = args.wide
+        if args.oversample:
+            extra["oversample"] = dict(args.oversample)
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":

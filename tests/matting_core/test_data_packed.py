@@ -265,3 +265,71 @@ def test_a_pack_of_only_cut_people_lists_each_first_person_once(tmp_path: Path, 
                                    mix=PackedMix(frame_cut_people=True, noise_std=0.0, blur=0.0))
     assert stream.cut[:, :3].any(1).all()
     assert sorted(stream.first_people.tolist()) == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def colour_pack(tmp_path_factory: pytest.TempPathFactory, pack_writer: Callable[..., Path]) -> Path:
+    """Three uncut people (ellipses) in pure red, green and blue, named test/0, test/1, test/2."""
+    import cv2
+    import numpy as np
+
+    out = tmp_path_factory.mktemp("colour_pack")
+    ellipse = np.zeros((120, 90), np.uint8)
+    cv2.ellipse(ellipse, (45, 60), (25, 40), 0, 0, 360, 255, -1)
+    rgb = [cv2.imencode(".png", np.full((120, 90, 3), c, np.uint8))[1].tobytes()
+           for c in ((0, 0, 255), (0, 255, 0), (255, 0, 0))]  # BGR: red, green, blue
+    alpha = [cv2.imencode(".png", ellipse)[1].tobytes()] * 3
+    scenes = [cv2.imencode(".png", np.full((64, 64, 3), v, np.uint8))[1].tobytes() for v in (60, 120, 180)]
+    return pack_writer(out, rgb, alpha, scenes, ["scene"] * 3)
+
+
+def _green_share(colour_pack: Path, oversample: tuple, **kinds: float) -> float:
+    """Share of rows whose person is green (test/1), over 20 batches of 32."""
+    stream = PackedCompositeStream(colour_pack, size=64, batch_size=32, device="cpu", seed=7, canvas=128,
+                                   mix=PackedMix(own_background=0.0, wallpaper=0.0, second_person=0.0,
+                                                 noise_std=0.0, blur=0.0, oversample=oversample, **kinds))
+    green = total = 0
+    for _ in range(20):
+        b = stream.next_batch()
+        for fg, a in zip(b.fg, b.alpha[:, 0], strict=True):
+            colour = int(fg[:, a > 0.9].mean(1).argmax())
+            green += colour == 1
+            total += 1
+    return green / total
+
+
+@pytest.mark.parametrize("kinds", [{"scene": 1.0, "original_photo": 0.0}, {"scene": 0.0, "original_photo": 1.0}],
+                         ids=["pasted", "whole photos"])
+def test_oversampled_people_are_drawn_weight_times_as_often(colour_pack: Path, kinds: dict):
+    # Weight 4 on one of three people: expected share 4 / 6; uniform: 1 / 3. 640 draws: sd ~0.019.
+    assert abs(_green_share(colour_pack, (("test/1", 4.0),), **kinds) - 4 / 6) < 0.07
+    assert abs(_green_share(colour_pack, (), **kinds) - 1 / 3) < 0.07
+
+
+def test_second_people_are_oversampled_too_and_matching_keys_multiply(colour_pack: Path):
+    stream = PackedCompositeStream(colour_pack, size=64, batch_size=8, device="cpu", seed=1, canvas=128,
+                                   mix=PackedMix(oversample=(("test/", 2.0), ("test/2", 3.0))))
+    assert stream.weights.tolist() == [2.0, 2.0, 6.0]  # "test/" matches all three, "test/2" only the blue one
+    drawn = stream._pick_pasteable(3000)
+    assert abs(float((drawn == 2).float().mean()) - 0.6) < 0.04
+
+
+def test_without_oversampling_the_draws_are_those_of_earlier_runs(tiny_pack: Path):
+    """No weights: the plain ``randint`` draw earlier runs made, so a run without the option repeats its batches."""
+    stream = _stream(tiny_pack)
+    assert stream.weights is None
+    state = stream.gen.get_state()
+    drawn = stream._pick_person(50, stream.everyone)
+    stream.gen.set_state(state)
+    assert drawn.tolist() == torch.randint(0, 4, (50,), generator=stream.gen).tolist()
+
+
+@pytest.mark.parametrize("oversample, message", [
+    ((("with_mask", 3.0),), "matches no packed person"),  # a typo'd key would silently train on the old mix
+    ((("", 3.0),), "non-empty key"),
+    ((("test/1", 0.0),), "weight > 0"),
+])
+def test_a_bad_oversample_is_refused(colour_pack: Path, oversample: tuple, message: str):
+    with pytest.raises(ValueError, match=message):
+        PackedCompositeStream(colour_pack, size=64, batch_size=4, device="cpu", canvas=128,
+                              mix=PackedMix(oversample=oversample))

@@ -60,7 +60,7 @@ def test_keep_snapshots_leaves_one_file_per_periodic_save(tiny_pack, tiny_cfg, l
     assert read_extra(tmp_path / "run.step8.safetensors")["step"] == 8
 
 
-def test_frame_cut_cover_and_wide_share_reach_the_mix_and_the_checkpoint(tiny_pack, tiny_cfg, load_recipe, tmp_path, monkeypatch):
+def test_frame_cut_cover_wide_share_and_oversample_reach_the_mix_and_the_checkpoint(tiny_pack, tiny_cfg, load_recipe, tmp_path, monkeypatch):
     init = save_checkpoint(PortraitMattingModel(tiny_cfg), tmp_path / "init.safetensors", extra={"step": 7})
     out = tmp_path / "run.safetensors"
     recipe = load_recipe("train_default")
@@ -73,12 +73,15 @@ def test_frame_cut_cover_and_wide_share_reach_the_mix_and_the_checkpoint(tiny_pa
     monkeypatch.setattr(recipe, "PackedCompositeStream", spy)
     argv = ["train_default", "--pack", str(tiny_pack), "--out", str(out), "--init", str(init), "--minutes", "5",
             "--max-steps", "1", "--size", "64", "--batch", "2", "--budget", "8", "--warmup", "1", "--profile", "0",
-            "--fp32", "--stage", "coarse", "--frame-cut", "--frame-cut-cover", "0.7", "--wide", "1"]
+            "--fp32", "--stage", "coarse", "--frame-cut", "--frame-cut-cover", "0.7", "--wide", "1",
+            "--oversample", "test/1=3", "--oversample", "test/=1.5"]
     monkeypatch.setattr(sys, "argv", argv)
     recipe.main()
-    assert [(m.frame_cut_people, m.frame_cut_max_cover, m.wide_share) for m in mixes] == [(True, 0.7, 1.0)]
+    assert [(m.frame_cut_people, m.frame_cut_max_cover, m.wide_share, m.oversample) for m in mixes] == [
+        (True, 0.7, 1.0, (("test/1", 3.0), ("test/", 1.5)))]
     extra = read_extra(out)
     assert extra["frame_cut"] is True and extra["frame_cut_max_cover"] == 0.7 and extra["wide_share"] == 1.0
+    assert extra["oversample"] == {"test/1": 3.0, "test/": 1.5}
     assert extra["samples_this_run"] == 2, "a 16:9 batch went through the coarse network and its loss"
 
 
@@ -100,6 +103,22 @@ def test_a_frame_cut_cover_that_is_not_a_share_stops_before_set_up(bad, tiny_pac
 def test_a_mix_share_out_of_range_stops_before_set_up(flag, bad, message, tiny_pack, load_recipe, tmp_path,
                                                        monkeypatch, capsys):
     argv = ["train_default", "--pack", str(tiny_pack), "--out", str(tmp_path / "x.safetensors"), flag, bad]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        load_recipe("train_default").main()
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize(("bad", "message"), [("with_mask", "KEY=WEIGHT"), ("with_mask=0", "KEY=WEIGHT"),
+                                              ("=3", "KEY=WEIGHT"), ("with_mask=lots", "KEY=WEIGHT"),
+                                              ("with_mask=3", "matches no packed person")])
+def test_a_bad_oversample_stops_before_training(bad, message, tiny_pack, tiny_cfg, load_recipe, tmp_path,
+                                                monkeypatch, capsys):
+    """A malformed pair fails at parsing; a key that matches nobody in the pack (a typo) before any step."""
+    init = save_checkpoint(PortraitMattingModel(tiny_cfg), tmp_path / "init.safetensors", extra={"step": 7})
+    argv = ["train_default", "--pack", str(tiny_pack), "--out", str(tmp_path / "x.safetensors"), "--init", str(init),
+            "--fp32", "--profile", "0", "--oversample", bad]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit):
         load_recipe("train_default").main()
