@@ -198,6 +198,19 @@ def estimate_foreground(rgb: torch.Tensor, alpha: torch.Tensor, iterations: int 
     return torch.where(alpha > 0.95, rgb, filled).clamp(0, 1)
 
 
+def _box_blur5(x: torch.Tensor) -> torch.Tensor:
+    """5x5 box blur as a 5x1 then a 1x5 pass (exact: the valid window is a rectangle), ~2.5x cheaper."""
+    x = F.avg_pool2d(x, (5, 1), stride=1, padding=(2, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, 5), stride=1, padding=(0, 2), count_include_pad=False)
+
+
+def _jitter(img: torch.Tensor, gains: torch.Tensor, sat: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """Saturation, per-channel gain and gamma of (n, 3, H, W) images, with (n, ., 1, 1) parameters."""
+    gray = img.mean(1, keepdim=True)
+    img = (gray + (img - gray) * sat) * gains
+    return img.clamp(1e-4, 1).pow(gamma)
+
+
 class PackedCompositeStream:
     """Endless iterator of :class:`TrainBatch` made on ``device`` from a packed folder."""
 
@@ -425,15 +438,25 @@ class PackedCompositeStream:
         zero = torch.zeros_like(side)
         return torch.stack([torch.stack([side * a * flip, zero, tx], 1), torch.stack([zero, side, ty], 1)], 1)
 
-    def _photometric(self, img: torch.Tensor) -> torch.Tensor:
-        """Lighting / white balance / saturation jitter (one random colour matrix per image) + gamma."""
+    def _photometric(self, img: torch.Tensor, use: torch.Tensor | None = None) -> torch.Tensor:
+        """Lighting / white balance / saturation jitter (one random colour matrix per image) + gamma.
+
+        ``use``: the rows that hold a picture; the others must be all zeros (what ``_sample_rows`` leaves). On
+        the CPU only the used rows are computed and the others get the jitter of a black image, which is what
+        computing them gives: the same batch for a fraction of the work (the full-batch passes were ~600 ms of
+        a 2.2 s CPU batch of 16 at 448 px, over half of it on rows thrown away).
+        """
         n = img.shape[0]
         gains = self._u(n * 3, 0.8, 1.2).reshape(n, 3, 1, 1) * self._u(n, 0.7, 1.3).reshape(n, 1, 1, 1)
-        gray = img.mean(1, keepdim=True)
         sat = self._u(n, 0.6, 1.3).reshape(n, 1, 1, 1)
-        img = (gray + (img - gray) * sat) * gains
         gamma = self._u(n, 0.75, 1.3).reshape(n, 1, 1, 1)
-        return img.clamp(1e-4, 1).pow(gamma)
+        if use is None or self.device.type != "cpu":
+            return _jitter(img, gains, sat, gamma)
+        out = _jitter(img.new_zeros(n, img.shape[1], 1, 1), gains, sat, gamma).expand_as(img).contiguous()
+        rows = use.nonzero().squeeze(1)
+        if rows.numel():
+            out[rows] = _jitter(img[rows], gains[rows], sat[rows], gamma[rows])
+        return out
 
     @torch.no_grad()
     def next_batch(self) -> TrainBatch:
@@ -459,12 +482,15 @@ class PackedCompositeStream:
         fg, alpha = layer[:, :3], layer[:, 3:]
         bg = self._backgrounds(n, kind, composite)
         # Lighting of the person and of the room differ in real life; jitter them separately.
-        fg, bg = self._photometric(fg), self._photometric(bg)
+        fg, bg = self._photometric(fg, pasted), self._photometric(bg, composite)
         if m.blur > 0:  # defocused background, as behind a webcam user
-            # 5x5 box blur as a 5x1 then a 1x5 pass (exact: the valid window is a rectangle), ~2.5x cheaper.
-            blurred = F.avg_pool2d(bg, (5, 1), stride=1, padding=(2, 0), count_include_pad=False)
-            blurred = F.avg_pool2d(blurred, (1, 5), stride=1, padding=(0, 2), count_include_pad=False)
-            bg = torch.where((self._u(n, 0, 1) < m.blur)[:, None, None, None], blurred, bg)
+            defocus = self._u(n, 0, 1) < m.blur
+            if self.device.type == "cpu":  # only the rows that show it (the rest is overwritten or no room)
+                rows = (defocus & composite).nonzero().squeeze(1)
+                if rows.numel():
+                    bg[rows] = _box_blur5(bg[rows])
+            else:
+                bg = torch.where(defocus[:, None, None, None], _box_blur5(bg), bg)
         image = alpha * fg + (1 - alpha) * bg
 
         two = (self._u(n, 0, 1) < m.second_person) & pasted
@@ -473,7 +499,7 @@ class PackedCompositeStream:
             layer2 = self._sample_rows(
                 two, torch.cat([self.people_fg[idx2], self.people[idx2, 3:]], 1), self._person_theta(idx2)
             )
-            fg2, a2 = self._photometric(layer2[:, :3]), layer2[:, 3:]
+            fg2, a2 = self._photometric(layer2[:, :3], two), layer2[:, 3:]
             image = a2 * fg2 + (1 - a2) * image
             # The composition target stays exact: treat the nearer person as foreground over the rest.
             fg = (a2 * fg2 + (1 - a2) * alpha * fg) / (a2 + (1 - a2) * alpha).clamp_min(1e-4)
@@ -483,12 +509,17 @@ class PackedCompositeStream:
             th = self._original_theta(idx)
             photo = self._sample_rows(original, self.people[idx], th)
             photo_fg = self._sample_rows(original, self.people_fg[idx], th)
-            sel = original[:, None, None, None]
-            p_rgb = self._photometric(photo[:, :3])
-            image = torch.where(sel, p_rgb, image)
-            alpha = torch.where(sel, photo[:, 3:], alpha)
-            fg = torch.where(sel, photo_fg, fg)
-            bg = torch.where(sel, p_rgb, bg)  # unknown true background: composition loss ~ only where alpha ~ 0
+            p_rgb = self._photometric(photo[:, :3], original)
+            # The true background is unknown: bg = the photo, so the composition loss counts only where alpha ~ 0.
+            if self.device.type == "cpu":  # row copies instead of full-batch selects
+                rows = original.nonzero().squeeze(1)
+                alpha = alpha.clone()  # may be a view of the person layer
+                for dst, src in ((image, p_rgb), (alpha, photo[:, 3:]), (fg, photo_fg), (bg, p_rgb)):
+                    dst[rows] = src[rows]
+            else:
+                sel = original[:, None, None, None]
+                image, alpha = torch.where(sel, p_rgb, image), torch.where(sel, photo[:, 3:], alpha)
+                fg, bg = torch.where(sel, photo_fg, fg), torch.where(sel, p_rgb, bg)
 
         noise = self._u(n, 0, m.noise_std).reshape(n, 1, 1, 1)
         image = image + noise * torch.randn(image.shape, device=self.device, generator=self.gen)

@@ -79,6 +79,39 @@ def test_sampling_only_the_used_rows_equals_sampling_all_and_masking(tiny_pack: 
     assert stream._sample_rows(torch.zeros(5, dtype=torch.bool), src, theta).abs().sum() == 0
 
 
+def test_jittering_only_the_used_rows_equals_jittering_every_row(tiny_pack: Path):
+    """The CPU computes the colour jitter only where a row holds a picture; the empty rows must still get what
+    jittering them gives (a black image's jitter), so the batch is the one the full-batch path makes."""
+    stream = _stream(tiny_pack)
+    gen = torch.Generator().manual_seed(5)
+    use = torch.tensor([True, False, False, True, True, False])
+    img = torch.rand(6, 3, 16, 20, generator=gen) * use[:, None, None, None]
+    state = stream.gen.get_state()
+    rows_only = stream._photometric(img, use)
+    stream.gen.set_state(state)
+    every_row = stream._photometric(img)
+    torch.testing.assert_close(rows_only, every_row, rtol=0, atol=1e-6)
+    assert rows_only[1].std() == 0 and rows_only[1].min() > 0  # a black row's jitter: a flat, non-zero colour
+    assert not torch.equal(rows_only[0], img[0])
+
+
+def test_defocus_blurs_exactly_the_composited_backgrounds(tiny_pack: Path):
+    from matting_core.data.packed import _box_blur5
+
+    kw = dict(scene=1.0, own_background=0.0, wallpaper=0.0, original_photo=0.0, second_person=0.0, empty=1.0)
+    texture = torch.randint(0, 256, (3, 3, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    batches = []
+    for blur in (0.0, 1.0):
+        stream = PackedCompositeStream(tiny_pack, size=64, batch_size=12, device="cpu", seed=3, canvas=128,
+                                       mix=PackedMix(noise_std=0.0, blur=blur, **kw))
+        stream.scenes = texture  # the tiny pack's rooms are flat colours, which a blur leaves as they are
+        batches.append(stream.next_batch())
+    sharp, blurred = batches
+    torch.testing.assert_close(blurred.bg, _box_blur5(sharp.bg).clamp(0, 1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(blurred.image, blurred.bg)  # no person: the image is the room
+    assert (blurred.bg - sharp.bg).abs().amax() > 0.01
+
+
 def test_separable_box_mean_equals_the_2d_pool():
     import torch.nn.functional as F
 

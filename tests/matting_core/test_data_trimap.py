@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from matting_core.data.batch import TrainBatch
-from matting_core.data.trimap import cell_alpha, cell_trimap, trimap_from_alpha, trimap_from_alpha_torch
+from matting_core.data.trimap import (
+    _trimaps_opencv,
+    _trimaps_pooling,
+    cell_alpha,
+    cell_trimap,
+    trimap_from_alpha,
+    trimap_from_alpha_torch,
+)
 
 
 def _square_alpha(size: int = 32) -> np.ndarray:
@@ -58,6 +65,22 @@ def test_torch_version_matches_opencv_on_random_soft_mattes():
     for i, m in enumerate(mats):
         np.testing.assert_array_equal(got[i].numpy(), trimap_from_alpha(m, kernel=7))
         assert (got[i] == 1).any() and (got[i] == 2).any()
+
+
+def test_pooling_and_opencv_paths_agree_on_a_batch_touching_every_border():
+    """The accelerator path (max pooling) and the CPU path (OpenCV) must make the same targets, borders included:
+    the CPU trains with one and the GPU with the other."""
+    gen = torch.Generator().manual_seed(3)
+    coarse = torch.rand(4, 1, 4, 6, generator=gen)
+    smooth = torch.nn.functional.interpolate(coarse, size=(37, 53), mode="bilinear", align_corners=False)
+    alpha = ((smooth - 0.4) * 5).clamp(0, 1)  # solid blobs with soft rims, and solid background
+    alpha[0, 0, :8] = 1.0  # solid along the top edge: erosion must see foreground outside the frame
+    alpha[1, 0, :, -2:] = 0.5  # soft right edge: dilation must see background outside
+    pooled, opencv = _trimaps_pooling(alpha, 7), _trimaps_opencv(alpha, 7)
+    assert opencv.dtype == pooled.dtype == torch.long and opencv.shape == (4, 37, 53)
+    assert torch.equal(pooled, opencv)
+    assert {0, 1, 2} <= set(opencv.unique().tolist())
+    assert (opencv[0, 0] == 2).any()
 
 
 def test_cell_trimap_is_area_fraction_of_each_class_with_replicated_padding():
