@@ -31,7 +31,7 @@ def missing_allocator_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in CPU_ALLOCATOR_ENV.items() if k not in environ}
 
 
-def restart_with_cpu_allocator(argv: list[str] | None = None) -> None:
+def restart_with_cpu_allocator() -> None:
     """Re-execute this Python script with :data:`CPU_ALLOCATOR_ENV` in its environment, unless it is there.
 
     Returns only when nothing is missing (the restarted process, or a user who set the values). Set any of the
@@ -41,7 +41,7 @@ def restart_with_cpu_allocator(argv: list[str] | None = None) -> None:
     if not missing:
         return
     env = {**os.environ, **missing}
-    args = [sys.executable, *(sys.argv if argv is None else argv)]
+    args = [sys.executable, *sys.argv]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, args, env)

@@ -87,18 +87,14 @@ def _trimaps_pooling(a: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 def _trimaps_opencv(a: torch.Tensor, kernel: int) -> torch.Tensor:
-    """The CPU path of :func:`trimap_from_alpha_torch`: OpenCV's uint8 morphology, one image at a time.
+    """The CPU path of :func:`trimap_from_alpha_torch`: :func:`trimap_from_alpha` (OpenCV's uint8 morphology)
+    one image at a time.
 
     The same maps (binary erosion / dilation with the same borders), ~20x cheaper than float max pooling on
     the CPU, where the pooling was ~340 ms of a 2.2 s training batch of 16 at 448 px.
     """
-    import cv2
-
-    se = np.ones((kernel, kernel), np.uint8)
-    fg = (a >= FG_THRESHOLD).squeeze(1).to(torch.uint8).numpy()
-    not_bg = (a > BG_THRESHOLD).squeeze(1).to(torch.uint8).numpy()
-    out = np.stack([cv2.erode(f, se) + cv2.dilate(b, se) for f, b in zip(fg, not_bg)]) if len(fg) else fg
-    return torch.from_numpy(out).long()
+    maps = [trimap_from_alpha(m, kernel) for m in a[:, 0].numpy()]
+    return torch.from_numpy(np.stack(maps)).long() if maps else torch.zeros(a.shape[0], *a.shape[2:], dtype=torch.long)
 
 
 def padded_size(h: int, w: int, multiple: int = 16) -> tuple[int, int]:
