@@ -58,6 +58,9 @@ class LossWeights:
     composition=1: ties alpha to colours: an alpha error is penalised in proportion to how visible it is
         (fg/bg contrast), as in the authors' trainer.
     refine=1: direct supervision of the refiner's 8x8 outputs (an addition to the authors' recipe).
+    foreground=1: how much more a 1/8 cell inside the person costs than a background cell in the coarse alpha
+        terms (``coarse_alpha``, ``aux_alpha``); > 1 makes holes in the person dearer than stray scenery (an
+        addition: CPU windows 36-37 from the shipped model lowered scenery error but opened holes).
     band_power=2: exponent of the inverse-frequency unknown-band weighting (authors: 2).
     trimap_loss: "focal" (authors) or "ce"; focal_gamma=2 (authors).
     laplacian_levels=5 (authors).
@@ -72,6 +75,7 @@ class LossWeights:
     coarse_fullres: float = 0.25
     composition: float = 1.0
     refine: float = 1.0
+    foreground: float = 1.0
     band_power: float = 2.0
     trimap_loss: Literal["focal", "ce"] = "focal"
     focal_gamma: float = 2.0
@@ -82,6 +86,8 @@ class LossWeights:
             v = getattr(self, f.name)
             if isinstance(v, float) and v < 0:
                 raise ValueError(f"loss weight {f.name} must be >= 0, got {v}")
+        if self.foreground <= 0:
+            raise ValueError(f"loss weight foreground must be > 0 (1 = plain), got {self.foreground}")
         if self.trimap_loss not in ("focal", "ce"):
             raise ValueError(f"trimap_loss must be 'focal' or 'ce', got {self.trimap_loss!r}")
         if self.laplacian_levels < 1:
@@ -108,12 +114,26 @@ class _Output(Protocol):
 
 
 # --------------------------------------------------------------------------------------------- coarse terms
-def soft_bce_kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean BCE-with-logits against soft targets minus the targets' entropy (= KL, 0 when sigmoid(logits)==target)."""
+def soft_bce_kl(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BCE-with-logits against soft targets minus the targets' entropy (= KL, 0 when sigmoid(logits)==target).
+
+    ``weight`` (broadcast over the cells) scales each cell's term; the mean is still over cells, not weights, so a
+    weight of 1 everywhere is the plain mean and a heavier foreground adds to the loss rather than diluting the rest.
+    """
     t = target.clamp(0.0, 1.0)
     bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
     entropy = -(t * torch.log(t.clamp_min(_EPS)) + (1 - t) * torch.log((1 - t).clamp_min(_EPS)))
-    return (bce - entropy).mean()
+    kl = bce - entropy
+    return (kl * weight).mean() if weight is not None else kl.mean()
+
+
+def foreground_cell_weights(alpha_target: torch.Tensor, foreground: float) -> torch.Tensor | None:
+    """Per-cell weights 1 + (foreground - 1) * alpha: a cell inside the person costs ``foreground`` times a
+    background cell, so a hole in the person (the webcam user sees the new background through their face) is
+    dearer than a stray patch of scenery. None when ``foreground`` is 1 (the plain, unweighted loss)."""
+    if foreground == 1.0:
+        return None
+    return 1.0 + (foreground - 1.0) * alpha_target.clamp(0.0, 1.0)
 
 
 def trimap_class_weights(target: torch.Tensor, power: float = 0.5) -> torch.Tensor:
@@ -285,6 +305,7 @@ def _coarse_terms(
     alpha_t = cell_alpha(batch.alpha, CELL, size)
     tri_t = cell_trimap(batch.trimap, CELL, size)
     cls_w = trimap_class_weights(tri_t)
+    fg_w = foreground_cell_weights(alpha_t, w.foreground)
 
     def tri_loss(logits: torch.Tensor) -> torch.Tensor:
         lg = _to_grid(logits, grid)
@@ -293,10 +314,10 @@ def _coarse_terms(
         return trimap_ce_loss(lg, tri_t, cls_w)
 
     terms: dict[str, torch.Tensor] = {}
-    terms["coarse_alpha"] = soft_bce_kl(alpha_logits.float(), alpha_t)
+    terms["coarse_alpha"] = soft_bce_kl(alpha_logits.float(), alpha_t, fg_w)
     terms["trimap"] = tri_loss(trimap_logits)
     zero = alpha_logits.new_zeros((), dtype=torch.float32)
-    terms["aux_alpha"] = sum((soft_bce_kl(_to_grid(lg, grid), alpha_t) for lg in aux_alpha or []), zero)
+    terms["aux_alpha"] = sum((soft_bce_kl(_to_grid(lg, grid), alpha_t, fg_w) for lg in aux_alpha or []), zero)
     terms["aux_trimap"] = sum((tri_loss(lg) for lg in aux_trimap or []), zero)
     terms["coarse_fullres"] = (weighted_l1(upsampled_alpha, batch.alpha, band)
                                + laplacian_loss(upsampled_alpha, batch.alpha, band, w.laplacian_levels))

@@ -12,7 +12,8 @@
 # FRAME_CUT=1 (train_default --frame-cut: head-and-shoulder crops pasted webcam-style too; FRAME_CUT_COVER=0.7
 # raises their matte-cover cap, --frame-cut-cover, default 0.6), PHOTOS=0.40 (share of whole photos,
 # --photos), WIDE=0.5 (share of 16:9 batches, --wide), OVERSAMPLE="with_mask=3" (space-separated KEY=WEIGHT
-# pairs, each an --oversample). The shipped model's CPU command, on a GPU:
+# pairs, each an --oversample), FOREGROUND=2 (--foreground: a cell inside the person costs that many background
+# cells in the coarse alpha loss). The shipped model's CPU command, on a GPU:
 #   SKIP_CHECK=1 INIT=models/default.safetensors STAGE=coarse EMPTY=0.1 SIZE=448 FRAME_CUT=1 PHOTOS=0.40 WIDE=0.5 \
 #     OVERSAMPLE=with_mask=3 TRAIN_MIN=9 bash recipes/gpu_window.sh
 set -u
@@ -36,6 +37,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
   if [ -n "${PHOTOS:-}" ]; then run_args+=(--photos "$PHOTOS"); fi
   if [ -n "${WIDE:-}" ]; then run_args+=(--wide "$WIDE"); fi
   for pair in ${OVERSAMPLE:-}; do run_args+=(--oversample "$pair"); done
+  if [ -n "${FOREGROUND:-}" ]; then run_args+=(--foreground "$FOREGROUND"); fi
   timeout "$(awk "BEGIN{print int(${TRAIN_MIN:-6} * 60 + 120)}")" python3 recipes/train_default.py --pack .carry/pack \
     --out /tmp/ckpt/default.safetensors --log /tmp/ckpt/train.jsonl --minutes "${TRAIN_MIN:-6}" "${run_args[@]}" \
     --stage "${STAGE:-all}" --empty "${EMPTY:-0}" --size "${SIZE:-512}"

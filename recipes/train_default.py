@@ -125,9 +125,13 @@ def main() -> None:
     ap.add_argument("--oversample", type=_oversample, action="append", default=[], metavar="KEY=WEIGHT",
                     help="draw people whose source/stem contains KEY WEIGHT times as often (repeatable; e.g. "
                          "with_mask=3 for the face-mask photos, the largest held-out error; PackedMix.oversample)")
+    ap.add_argument("--foreground", type=float, default=1.0,
+                    help="a 1/8 cell inside the person costs this many times a background cell in the coarse alpha "
+                         "loss (LossWeights.foreground): > 1 makes holes in the person dearer than stray scenery")
     ap.add_argument("--profile", type=int, default=8, help="profile this many steps after warm-up (0 = off)")
     args = ap.parse_args()
-    try:  # the mix checks its own shares; a bad --empty or --photos should fail before minutes of set-up
+    try:  # the mix and the loss weights check themselves; a bad --empty, --photos or --foreground fails before set-up
+        weights = LossWeights(foreground=args.foreground)
         mix = PackedMix(empty=args.empty, frame_cut_people=args.frame_cut, frame_cut_max_cover=args.frame_cut_cover,
                         wide_share=args.wide, oversample=tuple(args.oversample)).with_photo_share(args.photos)
     except ValueError as e:
@@ -164,7 +168,6 @@ def main() -> None:
     except ValueError as e:
         ap.error(str(e))
     print(f"setup {time.time() - start:.1f}s: {stream.people.shape[0]} people, {stream.scenes.shape[0]} scenes", flush=True)
-    weights = LossWeights()
     log_path = args.log or args.out.with_suffix(".csv")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("a")  # noqa: SIM115 (closed in the finally block below)
@@ -187,6 +190,8 @@ def main() -> None:
             extra["wide_share"] = args.wide
         if args.oversample:
             extra["oversample"] = dict(args.oversample)
+        if args.foreground != 1.0:
+            extra["foreground_weight"] = args.foreground
         save_checkpoint(model, args.out, dtype=torch.float16, extra=extra)
         print(f"[{tag}] saved {args.out} at step {step}", flush=True)
         if args.keep_snapshots and tag == "periodic":

@@ -269,3 +269,31 @@ def test_blur_decimate_equals_binomial_conv_then_every_second_pixel(shape):
     kernel = torch.outer(k1, k1).expand(shape[1], 1, 5, 5)
     ref = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, groups=shape[1])[..., ::2, ::2]
     torch.testing.assert_close(blur_decimate(x), ref)
+
+
+def test_foreground_weight_makes_a_hole_in_the_person_dearer_than_the_same_area_of_stray_scenery():
+    """_batch has one solid fg cell column and one solid bg column: a hole (fg column called bg) and stray scenery
+    (bg column called fg) are the same error mirrored, equal at foreground=1 and 3:1 at foreground=3."""
+    batch = _batch()
+    out = _perfect(batch, with_aux=False)
+    up = out.upsampled_alpha
+
+    @dataclass
+    class Coarse:
+        alpha_logits: torch.Tensor
+        trimap_logits: torch.Tensor
+        aux_alpha_logits: list
+        aux_trimap_logits: list
+
+    def coarse_alpha_term(col: int, fg: float) -> float:
+        logits = out.coarse_alpha_logits.clone()
+        logits[..., col] = -logits[..., col]
+        c = Coarse(logits, out.trimap_logits, [], [])
+        return coarse_loss(c, up, batch, LossWeights(foreground=fg))[1]["coarse_alpha"]
+
+    hole, scenery = coarse_alpha_term(0, 1.0), coarse_alpha_term(3, 1.0)
+    assert hole > 1.0 and hole == pytest.approx(scenery, rel=2e-3)  # logit(1 - 1e-6) is not exact in fp32
+    assert coarse_alpha_term(0, 3.0) == pytest.approx(3 * hole, rel=1e-4)
+    assert coarse_alpha_term(3, 3.0) == pytest.approx(scenery, rel=1e-4)
+    with pytest.raises(ValueError, match="foreground must be > 0"):
+        LossWeights(foreground=0.0)
