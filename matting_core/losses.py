@@ -5,7 +5,8 @@ changes listed here:
 
 coarse (1/8 grid of the model's padded frame; targets are replicate-padded the same way, see data.trimap):
 - ``coarse_alpha``: BCE-with-logits against the area-downsampled GT alpha, written as KL divergence (BCE minus the
-  target's entropy; same gradient) so that a perfect prediction scores 0 even with soft targets.
+  target's entropy; same gradient) so that a perfect prediction scores 0 even with soft targets. With
+  ``LossWeights.foreground`` > 1, cells inside the person weigh more (holes dearer than stray scenery).
 - ``trimap``: focal loss (gamma 2) on the soft (area-downsampled one-hot) trimap targets, with class weights
   count^-0.5 normalised over the classes present (guarded: an absent class gets weight 0, never inf/NaN).
   ``LossWeights.trimap_loss = "ce"`` switches to class-weighted soft cross-entropy (as KL).

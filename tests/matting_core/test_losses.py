@@ -43,6 +43,16 @@ class FakeOutput:
     aux_trimap_logits: list = field(default_factory=list)
 
 
+@dataclass
+class FakeCoarse:
+    """The CoarseOutput fields coarse_loss reads."""
+
+    alpha_logits: torch.Tensor
+    trimap_logits: torch.Tensor
+    aux_alpha_logits: list
+    aux_trimap_logits: list
+
+
 def _batch(b=2, h=32, w=32) -> TrainBatch:
     """Cell-aligned scene: solid fg cells on the left, a soft column band in the middle, bg on the right."""
     alpha = torch.zeros(b, 1, h, w)
@@ -247,14 +257,7 @@ def test_coarse_loss_of_a_perfect_coarse_prediction_is_near_zero():
     batch = _batch()
     out = _perfect(batch, with_aux=False)
 
-    @dataclass
-    class Coarse:
-        alpha_logits: torch.Tensor
-        trimap_logits: torch.Tensor
-        aux_alpha_logits: list
-        aux_trimap_logits: list
-
-    c = Coarse(out.coarse_alpha_logits, out.trimap_logits, out.aux_alpha_logits, out.aux_trimap_logits)
+    c = FakeCoarse(out.coarse_alpha_logits, out.trimap_logits, out.aux_alpha_logits, out.aux_trimap_logits)
     total, _ = coarse_loss(c, out.upsampled_alpha, batch, LossWeights(trimap_loss="ce"))
     assert total.item() < 1e-3
     c.alpha_logits = -c.alpha_logits  # a wrong coarse alpha must cost
@@ -278,17 +281,10 @@ def test_foreground_weight_makes_a_hole_in_the_person_dearer_than_the_same_area_
     out = _perfect(batch, with_aux=False)
     up = out.upsampled_alpha
 
-    @dataclass
-    class Coarse:
-        alpha_logits: torch.Tensor
-        trimap_logits: torch.Tensor
-        aux_alpha_logits: list
-        aux_trimap_logits: list
-
     def coarse_alpha_term(col: int, fg: float) -> float:
         logits = out.coarse_alpha_logits.clone()
         logits[..., col] = -logits[..., col]
-        c = Coarse(logits, out.trimap_logits, [], [])
+        c = FakeCoarse(logits, out.trimap_logits, [], [])
         return coarse_loss(c, up, batch, LossWeights(foreground=fg))[1]["coarse_alpha"]
 
     hole, scenery = coarse_alpha_term(0, 1.0), coarse_alpha_term(3, 1.0)
